@@ -1,0 +1,228 @@
+"""The workflow's configuration: typed sections, validated once, with messages that name the key.
+
+The Snakefile validates the merged Snakemake config with :func:`validate` at start; every CLI
+verb validates again what it is handed (``--config-json``), so the package is usable without
+Snakemake. Unknown keys are errors everywhere (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from neuralogcm.channels import PAPER_DEPTHS
+from neuralogcm.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value is missing, unknown or wrong; the message names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Years(Section):
+    """Inclusive [first, last] year ranges of the chronological split."""
+
+    train: tuple[int, int]
+    valid: tuple[int, int]
+    test: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Years:
+        for name in ("train", "valid", "test"):
+            a, b = getattr(self, name)
+            if a > b:
+                raise ValueError(f"{name}: first year {a} is after last year {b}")
+        if not (self.train[1] < self.valid[0] and self.valid[1] < self.test[0]):
+            raise ValueError("train, valid and test years must follow each other without overlap")
+        return self
+
+    def all(self) -> list[int]:
+        return list(range(self.train[0], self.test[1] + 1))
+
+    def split(self, name: Literal["train", "valid", "test"]) -> list[int]:
+        a, b = getattr(self, name)
+        return list(range(a, b + 1))
+
+
+class SyntheticSource(Section):
+    """The embedded synthetic ocean and atmosphere (sources/synthetic.py)."""
+
+    seed: int = 0
+    ocean_resolution: float = 2.0  # deg, native GLORYS-format grid (finer than the target)
+    atmosphere_resolution: float = 2.0  # deg, native ERA5-format grid
+    spinup_days: int = 60
+
+
+class DownloadSource(Section):
+    """ERA5 through cdsapi and GLORYS12 through the copernicusmarine toolbox."""
+
+    era5_dataset: str = "reanalysis-era5-single-levels"
+    glorys_dataset: str = "cmems_mod_glo_phy_my_0.083deg_P1D-m"
+    retries: int = Field(4, ge=0)
+    backoff_s: float = Field(30.0, ge=0)
+    local_rules: bool = True  # run downloads on the login node (compute nodes often lack internet)
+
+
+class LocalSource(Section):
+    """Files already on disk, in either real format: patterns with {year} and {month} (01..12)."""
+
+    era5: str = ""
+    glorys: str = ""
+
+
+class DataConfig(Section):
+    source: Literal["synthetic", "download", "local"] = "synthetic"
+    years: Years
+    depths: list[float] = Field(default_factory=lambda: list(PAPER_DEPTHS), min_length=1)
+    keep_raw: bool = False  # keep full-resolution monthly downloads after regridding
+    synthetic: SyntheticSource = SyntheticSource()
+    download: DownloadSource = DownloadSource()
+    local: LocalSource = LocalSource()
+
+    @field_validator("depths")
+    @classmethod
+    def _depths_increase(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
+            raise ValueError("depths must be positive-down and strictly increasing (m)")
+        return v
+
+    @model_validator(mode="after")
+    def _local_patterns(self) -> DataConfig:
+        if self.source == "local":
+            for name in ("era5", "glorys"):
+                pattern = getattr(self.local, name)
+                if "{year}" not in pattern or "{month}" not in pattern:
+                    raise ValueError(
+                        f"local.{name} must be a path pattern with {{year}} and {{month}}, "
+                        f"got {pattern!r}"
+                    )
+        return self
+
+
+class GridConfig(Section):
+    resolution: float = Field(1.5, gt=0)  # deg
+    regrid_method: Literal["bilinear", "conservative"] = "bilinear"
+    na_thres: float = Field(0.5, ge=0, le=1)  # valid fraction below which a target cell is land
+
+
+class PhysicsConfig(Section):
+    """The differentiable physics core (physics/core.py)."""
+
+    substeps: int = Field(24, ge=1)
+    advection: bool = True
+    coriolis: bool = True
+    pressure_gradient: bool = True
+    baroclinic: bool = False
+    diffusion: bool = True
+    kappa_init: float = Field(1.0e3, gt=0)  # m^2/s, tracer diffusivity at initialisation
+    viscosity_init: float = Field(1.0e4, gt=0)  # m^2/s, momentum viscosity at initialisation
+    kappa_max: float = Field(1.0e5, gt=0)  # m^2/s, differentiable upper bound
+
+
+class MultistepConfig(Section):
+    steps: int = Field(1, ge=1)  # unrolled days in the loss; 1 = the paper's one-step training
+    epochs: int = Field(0, ge=0)  # extra fine-tuning epochs with the unrolled loss
+
+
+class TrainConfig(Section):
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(2, ge=1)  # per GPU (per process)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    num_workers: int = Field(4, ge=0)
+    amp: bool = True  # bf16 autocast for the neural parts on CUDA
+    compile: bool = False
+    channels_last: bool = False
+    seed: int = 0
+    multistep: MultistepConfig = MultistepConfig()
+
+
+class EvaluateConfig(Section):
+    start_every_days: int = Field(7, ge=1)
+    leads: list[int] = Field(default_factory=lambda: [10, 30, 60, 120], min_length=1)
+    max_lead: int = Field(120, ge=1)
+    long_rollout_days: int = Field(365, ge=1)
+    fig4_day: int = Field(90, ge=1)
+
+
+class ResourceSpec(Section):
+    """What one Slurm job of a rule group asks for."""
+
+    gpu: int = Field(0, ge=0)
+    cpus_per_gpu: int = Field(8, ge=1)
+    cpus: int = Field(2, ge=1)
+    mem_mb: int = Field(8000, ge=1)
+    runtime: int = Field(60, ge=1)  # minutes
+    nodes: int = Field(1, ge=1)
+
+
+class ResourcesConfig(Section):
+    prepare: ResourceSpec = ResourceSpec()
+    train: ResourceSpec = ResourceSpec()
+    rollout: ResourceSpec = ResourceSpec()
+
+
+class Config(Section):
+    run: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataConfig
+    grid: GridConfig = GridConfig()
+    physics: PhysicsConfig = PhysicsConfig()
+    models: dict[str, dict[str, Any]] = Field(min_length=1)
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _models_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from neuralogcm.models.options import validate_model_options
+
+        return {name: validate_model_options(name, spec) for name, spec in v.items()}
+
+    def digest(self) -> str:
+        """Short hash of the whole configuration, for provenance attributes."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and DESIGN.md)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  config key '{key}': {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """Validate a config mapping; raise :class:`ConfigError` naming every bad key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format(err)) from None
+
+
+def load(source: str | Path | dict[str, Any]) -> Config:
+    """Load and validate a config from a YAML/JSON file, a JSON string or a mapping."""
+    if isinstance(source, dict):
+        return validate(source)
+    text = str(source)
+    if text.lstrip().startswith("{"):
+        return validate(json.loads(text))
+    path = Path(text)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return validate(yaml.safe_load(path.read_text()) or {})
