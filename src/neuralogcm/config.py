@@ -124,7 +124,10 @@ class PhysicsConfig(Section):
     diffusion: bool = True
     kappa_init: float = Field(1.0e3, gt=0)  # m^2/s, tracer diffusivity at initialisation
     viscosity_init: float = Field(1.0e4, gt=0)  # m^2/s, momentum viscosity at initialisation
-    kappa_max: float = Field(1.0e5, gt=0)  # m^2/s, differentiable upper bound
+    kappa_max: float = Field(1.0e5, gt=0)  # m^2/s, differentiable upper bound of all coefficients
+    per_level: bool = True  # one coefficient per group and depth level (False: one per group)
+    polar_latitude: float = Field(60.0, gt=0, lt=90)  # deg, polar filter and coefficient scaling
+    checkpoint: bool = True  # recompute sub-steps in backward (memory ~ 1 sub-step, not a day)
 
 
 class MultistepConfig(Section):

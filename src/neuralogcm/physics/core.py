@@ -1,0 +1,260 @@
+"""The differentiable physics core: one day of advection, Coriolis, pressure gradient and
+horizontal diffusion on the sphere, with learnable diffusion and viscosity coefficients.
+
+Equations, per depth level, on the sphere of radius a (lat phi, lon lambda, x east, y north):
+
+    dq/dt = -div(u q) + div(kappa grad q)                        q = T, S (flux form)
+    du/dt = -(u.grad) u + (f + u tan(phi)/a) v - dP/dx + nu (grad div - curl curl)_x u
+    dv/dt = -(u.grad) v - (f + u tan(phi)/a) u - dP/dy + nu (grad div - curl curl)_y u
+    P = g eta [+ g int_0^z rho'/rho0 dz  with rho'/rho0 = -alpha (T - T0) + beta (S - S0)]
+
+SSH is held: the core has no continuity equation (a free surface would add gravity waves of
+200 m/s that no affordable sub-step resolves), so eta only enters the pressure gradient and its
+increment is 0; the neural corrector supplies SSH's change. The barotropic pressure gradient
+g grad(eta) acts at every level (plus the baroclinic one when ``physics.baroclinic``).
+
+Time integration over the day (dt = 86400 s / ``physics.substeps``), per sub-step (Strang
+splitting): half a step of the fast rotation, an SSP-RK3 step of advection and diffusion, half a
+step of rotation. The rotation (Coriolis + metric term + pressure gradient, with the rate
+f + u tan(phi)/a and P frozen over the half step) is integrated exactly,
+``w <- w exp(-i F tau) + P (1 - exp(-i F tau)) / (i F)`` for w = u + i v, so it is stable at any
+f dt and keeps a geostrophic state steady. Spatial operators: see physics/operators.py.
+
+Coefficients: kappa (T, S) and nu (u, v), one per depth level (or one per group with
+``per_level: false``), ``c = c_max tanh(c_init softplus(p) / c_max)``: positive, smooth, below
+c_max = min(physics.kappa_max, the explicit-diffusion stability bound of the sub-step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from neuralogcm.config import ConfigError, PhysicsConfig
+from neuralogcm.grid import GRAVITY, Grid
+from neuralogcm.physics.operators import SphereOperators
+
+DAY = 86400.0  # s, the model step
+SAFETY = 0.9  # fraction of the SSP-RK3 stability limit the coefficients may use
+THERMAL_EXPANSION = 2.0e-4  # 1/K, linear equation of state
+HALINE_CONTRACTION = 7.6e-4  # 1/(1e-3), linear equation of state
+T_REF, S_REF = 10.0, 35.0  # deg C, 1e-3: reference of the linear equation of state
+GROUPS = ("kappa", "viscosity")  # coefficient groups: tracer diffusivity, momentum viscosity
+
+
+class PhysicsCore(nn.Module):
+    """One day of the physics on states (B, 4 L + 1, H, W) in physical units (see module doc).
+
+    grid: the target grid; depths: the L level depths (m); mask: (L, H, W) bool, True on ocean;
+    cfg: the ``physics`` config section; learnable: coefficients are parameters (else buffers).
+    """
+
+    def __init__(
+        self,
+        grid: Grid,
+        depths: list[float],
+        mask: torch.Tensor,
+        cfg: PhysicsConfig,
+        learnable: bool = True,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_levels = len(depths)
+        if mask.shape[0] != self.n_levels:
+            raise ValueError(f"mask has {mask.shape[0]} levels but {self.n_levels} depths given")
+        self.ops = SphereOperators(grid, mask.bool(), cfg.polar_latitude)
+        self.dt = DAY / cfg.substeps
+        self.bound = min(cfg.kappa_max, SAFETY * self.ops.diffusion_bound(self.dt))
+        for key in ("kappa_init", "viscosity_init"):
+            if getattr(cfg, key) >= self.bound:
+                raise ConfigError(
+                    f"physics.{key}={getattr(cfg, key):g} m^2/s is not below the coefficient "
+                    f"bound {self.bound:.4g} m^2/s (physics.kappa_max, or the stability limit of "
+                    f"{cfg.substeps} sub-steps a day on this grid: raise physics.substeps)"
+                )
+        self.register_buffer(
+            "init", torch.tensor([cfg.kappa_init, cfg.viscosity_init]), persistent=False
+        )
+        n = self.n_levels if cfg.per_level else 1
+        raw = self._raw(self.init[:, None].expand(2, n).double()).to(torch.get_default_dtype())
+        if learnable:
+            self.raw = nn.Parameter(raw)
+        else:
+            self.register_buffer("raw", raw)
+        dtype = torch.get_default_dtype()
+        self.register_buffer(
+            "coriolis", torch.as_tensor(grid.coriolis[:, None], dtype=dtype), persistent=False
+        )
+        self.register_buffer(
+            "pressure_weights", torch.as_tensor(_depth_integral(depths), dtype=dtype),
+            persistent=False,
+        )
+
+    # ----------------------------------------------------------------------------- coefficients
+    def _raw(self, value: torch.Tensor) -> torch.Tensor:
+        """Inverse of the coefficient map, for value (2, n) m^2/s (value = bound gives +inf)."""
+        init = self.init.double()[:, None]
+        scaled = torch.atanh(value / self.bound) * self.bound / init
+        return torch.where(scaled > 30.0, scaled, torch.log(torch.expm1(scaled)))
+
+    def _coefficients(self) -> torch.Tensor:
+        """(2, L, 1, 1) m^2/s: kappa and nu per level."""
+        init = self.init.to(self.raw)[:, None]
+        c = self.bound * torch.tanh(init * nn.functional.softplus(self.raw) / self.bound)
+        return c.expand(2, self.n_levels)[..., None, None]
+
+    def coefficients(self) -> dict[str, torch.Tensor]:
+        """{'kappa': (L,), 'viscosity': (L,)} in m^2/s, differentiable."""
+        c = self._coefficients()[..., 0, 0]
+        return {name: c[i] for i, name in enumerate(GROUPS)}
+
+    @torch.no_grad()
+    def set_coefficients(self, **values: float | torch.Tensor) -> None:
+        """Set groups ('kappa', 'viscosity') to a value in m^2/s (scalar or per level, up to and
+        including ``self.bound``)."""
+        for name, value in values.items():
+            i = GROUPS.index(name)
+            target = torch.as_tensor(value, dtype=torch.float64).expand(self.raw.shape[1:])
+            full = self.init.double()[:, None].expand_as(self.raw).clone()
+            full[i] = target
+            self.raw[i] = self._raw(full)[i].to(self.raw)
+
+    # ----------------------------------------------------------------------------- terms
+    def pressure_force(self, eta: torch.Tensor, tracers: torch.Tensor) -> tuple | None:
+        """-grad(P) per level, ((B, L, H, W), (B, L, H, W)) m/s^2, or None when switched off.
+
+        eta (B, 1, H, W) m; tracers (B, 2, L, H, W): S, T.
+        """
+        if not self.cfg.pressure_gradient:
+            return None
+        potential = GRAVITY * eta
+        if self.cfg.baroclinic:
+            s, t = tracers[:, 0], tracers[:, 1]
+            buoyancy = HALINE_CONTRACTION * (s - S_REF) - THERMAL_EXPANSION * (t - T_REF)
+            buoyancy = buoyancy * self.ops.mask
+            potential = potential + GRAVITY * torch.einsum(
+                "km,bmhw->bkhw", self.pressure_weights, buoyancy
+            )
+        gx, gy = self.ops.gradient(potential.expand(-1, self.n_levels, -1, -1))
+        return -gx, -gy
+
+    def _rotation_rate(self, u: torch.Tensor) -> torch.Tensor | float:
+        """F = f + u tan(phi)/a (1/s): Coriolis and the metric term, each when switched on."""
+        rate = self.coriolis if self.cfg.coriolis else 0.0
+        if self.cfg.advection:
+            rate = rate + u * self.ops.tan_over_a
+        return rate
+
+    def _rotate(self, u, v, force, tau: float):
+        """Exact solution over tau of du/dt = F v + Px, dv/dt = -F u + Py (F, P frozen)."""
+        angle = self._rotation_rate(u) * tau
+        if not torch.is_tensor(angle) and angle == 0.0:
+            if force is None:
+                return u, v
+            return (u + tau * force[0]) * self.ops.mask, (v + tau * force[1]) * self.ops.mask
+        angle = torch.as_tensor(angle, dtype=u.dtype, device=u.device)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        u_new, v_new = u * cos + v * sin, v * cos - u * sin
+        if force is not None:
+            a = tau * torch.sinc(angle / math.pi)  # sin(F tau) / F
+            b = tau * 0.5 * angle * torch.sinc(angle / (2.0 * math.pi)) ** 2  # (1 - cos) / F
+            u_new = u_new + a * force[0] + b * force[1]
+            v_new = v_new + a * force[1] - b * force[0]
+        return u_new * self.ops.mask, v_new * self.ops.mask
+
+    def _slow_tendency(self, tracers, u, v, coef):
+        """Advection and diffusion: (d tracers, du, dv) per second."""
+        ops, adv, diff = self.ops, self.cfg.advection, self.cfg.diffusion
+        kappa, nu = coef[0], coef[1]
+        flux_e, flux_n = ops.tracer_fluxes(
+            tracers,
+            u[:, None] if adv else None,
+            v[:, None] if adv else None,
+            kappa if diff else None,
+            kappa if diff else None,
+        )
+        d_tracers = -ops.divergence(flux_e, flux_n) * ops.mask
+        du = dv = torch.zeros_like(u)
+        if adv:
+            du, dv = ops.momentum_advection(u, v)
+        if diff:
+            vu, vv = ops.vector_laplacian(u, v, nu)
+            du, dv = du + vu, dv + vv
+        return d_tracers, du, dv
+
+    def _substep(self, tracers, u, v, eta, coef, force):
+        """One Strang-split sub-step: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation."""
+        dt = self.dt
+        if self.cfg.baroclinic:
+            force = self.pressure_force(eta, tracers)
+        u, v = self._rotate(u, v, force, 0.5 * dt)
+        y0 = (tracers, u, v)
+        k = self._slow_tendency(*y0, coef)
+        y1 = tuple(a + dt * b for a, b in zip(y0, k, strict=True))
+        k = self._slow_tendency(*y1, coef)
+        y2 = tuple(0.75 * a + 0.25 * (b + dt * c) for a, b, c in zip(y0, y1, k, strict=True))
+        k = self._slow_tendency(*y2, coef)
+        tracers, u, v = (a / 3.0 + 2.0 / 3.0 * (b + dt * c) for a, b, c in zip(y0, y2, k,
+                                                                              strict=True))
+        u, v = self._rotate(u, v, force, 0.5 * dt)
+        return tracers, u, v
+
+    # ----------------------------------------------------------------------------- public
+    def _split(self, state: torch.Tensor):
+        n = self.n_levels
+        if state.ndim != 4 or state.shape[1] != 4 * n + 1:
+            raise ValueError(
+                f"state must be (B, {4 * n + 1}, H, W) for {n} levels, got {tuple(state.shape)}"
+            )
+        s, u, v, t = (state[:, i * n : (i + 1) * n] for i in range(4))
+        return torch.stack([s, t], 1), u, v, state[:, 4 * n :]
+
+    def tendency(self, state: torch.Tensor) -> torch.Tensor:
+        """Instantaneous tendency of every enabled term, (B, C, H, W) per second, land and SSH 0."""
+        x = state.to(self.raw.dtype)
+        tracers, u, v, eta = self._split(x)
+        d_tracers, du, dv = self._slow_tendency(tracers, u, v, self._coefficients())
+        rate = self._rotation_rate(u)
+        du, dv = du + rate * v * self.ops.mask, dv - rate * u * self.ops.mask
+        force = self.pressure_force(eta, tracers)
+        if force is not None:
+            du, dv = du + force[0], dv + force[1]
+        out = torch.cat([d_tracers[:, 0], du, dv, d_tracers[:, 1], torch.zeros_like(eta)], 1)
+        return out.to(state.dtype)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """Increment over one day: state (B, C, H, W) physical units, land 0 -> (B, C, H, W)."""
+        with torch.autocast(device_type=state.device.type, enabled=False):
+            x = state.to(self.raw.dtype)
+            tracers, u, v, eta = self._split(x)
+            coef = self._coefficients()
+            force = self.pressure_force(eta, tracers)
+            new = (tracers, u, v)
+            for _ in range(self.cfg.substeps):
+                if self.cfg.checkpoint and torch.is_grad_enabled():
+                    new = checkpoint(self._substep, *new, eta, coef, force, use_reentrant=False)
+                else:
+                    new = self._substep(*new, eta, coef, force)
+            d_tracers = new[0] - tracers
+            out = torch.cat(
+                [d_tracers[:, 0], new[1] - u, new[2] - v, d_tracers[:, 1], torch.zeros_like(eta)],
+                1,
+            )
+        return out.to(state.dtype)
+
+
+def _depth_integral(depths: list[float]) -> np.ndarray:
+    """(L, L) weights W with sum_m W[k, m] b[m] = int_0^depth_k b dz (m): b constant above the
+    first level, trapezoidal between levels."""
+    z = np.asarray(depths, dtype=float)
+    n = len(z)
+    weights = np.zeros((n, n))
+    weights[:, 0] = z[0]
+    for k in range(1, n):
+        weights[k:, k - 1] += 0.5 * (z[k] - z[k - 1])
+        weights[k:, k] += 0.5 * (z[k] - z[k - 1])
+    return weights
