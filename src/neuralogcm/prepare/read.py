@@ -7,7 +7,8 @@ The canonical layout: variables ``u10 v10 t2m msl`` (ERA5) or ``so uo vo thetao 
 dims ``(time, depth, lat, lon)`` or ``(time, lat, lon)``, float32 in the sources' units with NaN
 wherever the file marks a missing value (land), ``lat`` ascending, ``lon`` in [0, 360) ascending,
 ``depth`` positive down in m, ``time`` the date at 00:00 (datetime64[ns]). The data stay lazy
-(dask, one chunk per day and level), so a 50 GB GLORYS month is never loaded at once.
+(dask chunks of whole lat-lon planes, at most dask's array.chunk-size each), so a 50 GB
+GLORYS month is never loaded at once.
 
 Layouts handled (see /work/shared/fixtures/real/README.md):
 
@@ -24,6 +25,7 @@ Layouts handled (see /work/shared/fixtures/real/README.md):
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dask
@@ -64,10 +66,16 @@ DEPTH_TOLERANCE_M = 0.01
 # missing value even where the file does not declare it as _FillValue.
 _DEFAULT_FLOAT_FILL = 9.9e36
 
+# Dask chunks: whole lat-lon planes, as many days and levels as fit in dask's array.chunk-size
+# (128 MiB by default): one level-day at full GLORYS resolution (70 MB decoded), a whole tiny file.
+_CHUNKS = {"time": "auto", "valid_time": "auto", "depth": "auto", "lat": -1, "latitude": -1,
+           "lon": -1, "longitude": -1}
+
 _COORD_NAMES = {"valid_time": "time", "latitude": "lat", "longitude": "lon"}
 
 # Errors the netCDF/HDF5 libraries raise for a truncated, corrupt or non-netCDF file.
-_READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError)
+# (netCDF4 raises AttributeError for a damaged attribute.)
+_READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError)
 
 
 def canonical_dims(name: str) -> tuple[str, ...]:
@@ -92,8 +100,10 @@ def open_raw(path: str | os.PathLike, source: str) -> xr.Dataset:
     if not path.is_file():
         raise DataError(f"raw {source} file {path} does not exist")
     try:
-        ds = xr.open_dataset(path, engine="netcdf4", chunks={"time": 1, "depth": 1},
-                             cache=False)
+        with warnings.catch_warnings():
+            # the chunk size bounds the memory even where the file stores a month per chunk
+            warnings.filterwarnings("ignore", "The specified chunks separate the stored chunks")
+            ds = xr.open_dataset(path, engine="netcdf4", chunks=_CHUNKS, cache=False)
     except _READ_ERRORS as err:
         raise DataError(f"raw {source} file {path} cannot be read as netCDF "
                         f"(truncated or corrupt?): {err}") from None
@@ -204,7 +214,7 @@ def validate_raw(ds: xr.Dataset, source: str, path: str | os.PathLike, year: int
         problems += _calendar_problems(ds["time"].values, year, month)
     if depths is not None and "depth" in ds.dims:
         ds = select_depths(ds, depths, path)
-    problems += _value_problems(ds, present, path)
+    problems += _value_problems(ds, present, f"raw {source} file {path}")
     if problems:
         raise DataError(f"raw {source} file {path}: " + "; ".join(problems))
     return ds
@@ -234,7 +244,7 @@ def _list_days(days: pd.DatetimeIndex, shown: int = 5) -> str:
     return text + (f" ... ({len(days)} in all)" if len(days) > shown else "")
 
 
-def _value_problems(ds: xr.Dataset, names: list[str], path) -> list[str]:
+def _value_problems(ds: xr.Dataset, names: list[str], what: str) -> list[str]:
     reductions = {}
     for name in names:
         var = ds[name]
@@ -243,8 +253,7 @@ def _value_problems(ds: xr.Dataset, names: list[str], path) -> list[str]:
     try:
         (computed,) = dask.compute(reductions)
     except _READ_ERRORS as err:
-        raise DataError(f"raw file {path}: data cannot be read (truncated or corrupt?): "
-                        f"{err}") from None
+        raise DataError(f"{what}: data cannot be read (truncated or corrupt?): {err}") from None
     problems = []
     for name, (vmin, vmax, finite_by_day) in computed.items():
         if not bool(finite_by_day.any()):
@@ -260,3 +269,18 @@ def _value_problems(ds: xr.Dataset, names: list[str], path) -> list[str]:
             problems.append(f"variable {name} has values {vmin:g}..{vmax:g} {units} outside "
                             f"the plausible range {lo:g}..{hi:g}")
     return problems
+
+
+def open_month(path: str | os.PathLike, source: str, year: int, month: int,
+               depths=None) -> xr.Dataset:
+    """:func:`open_raw` + :func:`validate_raw`: one month's raw file, checked, lazily opened.
+
+    The way every raw file (downloaded, synthesised or local) is read; the dataset holds only
+    the configured ``depths`` when given. Raises :class:`DataError` naming the file.
+    """
+    ds = open_raw(path, source)
+    try:
+        return validate_raw(ds, source, path, year, month, depths)
+    except BaseException:
+        ds.close()
+        raise
