@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from neuralogcm.config import ConfigError, PhysicsConfig
 from neuralogcm.grid import GRAVITY, Grid
-from neuralogcm.physics.operators import SphereOperators
+from neuralogcm.physics.operators import GeometryModule, SphereOperators, pad
 
 DAY = 86400.0  # s, the model step
 SAFETY = 0.9  # fraction of the SSP-RK3 stability limit the coefficients may use
@@ -46,7 +46,7 @@ T_REF, S_REF = 10.0, 35.0  # deg C, 1e-3: reference of the linear equation of st
 GROUPS = ("kappa", "viscosity")  # coefficient groups: tracer diffusivity, momentum viscosity
 
 
-class PhysicsCore(nn.Module):
+class PhysicsCore(GeometryModule):
     """One day of the physics on states (B, 4 L + 1, H, W) in physical units (see module doc).
 
     grid: the target grid; depths: the L level depths (m); mask: (L, H, W) bool, True on ocean;
@@ -76,28 +76,22 @@ class PhysicsCore(nn.Module):
                     f"bound {self.bound:.4g} m^2/s (physics.kappa_max, or the stability limit of "
                     f"{cfg.substeps} sub-steps a day on this grid: raise physics.substeps)"
                 )
-        self.register_buffer(
-            "init", torch.tensor([cfg.kappa_init, cfg.viscosity_init]), persistent=False
-        )
+        self.register_geometry("init", torch.tensor([cfg.kappa_init, cfg.viscosity_init]))
         n = self.n_levels if cfg.per_level else 1
-        raw = self._raw(self.init[:, None].expand(2, n).double()).to(torch.get_default_dtype())
+        raw = self._raw(self._masters["init"][:, None].expand(2, n)).to(torch.get_default_dtype())
         if learnable:
             self.raw = nn.Parameter(raw)
         else:
             self.register_buffer("raw", raw)
-        dtype = torch.get_default_dtype()
-        self.register_buffer(
-            "coriolis", torch.as_tensor(grid.coriolis[:, None], dtype=dtype), persistent=False
-        )
-        self.register_buffer(
-            "pressure_weights", torch.as_tensor(_depth_integral(depths), dtype=dtype),
-            persistent=False,
-        )
+        self.register_geometry("coriolis", torch.as_tensor(grid.coriolis[:, None]))
+        signs = torch.tensor([1.0, 1.0, -1.0, -1.0])  # S, T, u, v: vectors turn over the poles
+        self.register_geometry("pole_signs", signs[:, None, None, None])
+        self.register_geometry("pressure_weights", torch.as_tensor(_depth_integral(depths)))
 
     # ----------------------------------------------------------------------------- coefficients
     def _raw(self, value: torch.Tensor) -> torch.Tensor:
         """Inverse of the coefficient map, for value (2, n) m^2/s (value = bound gives +inf)."""
-        init = self.init.double()[:, None]
+        init = self._masters["init"][:, None]
         scaled = torch.atanh(value / self.bound) * self.bound / init
         return torch.where(scaled > 30.0, scaled, torch.log(torch.expm1(scaled)))
 
@@ -119,7 +113,7 @@ class PhysicsCore(nn.Module):
         for name, value in values.items():
             i = GROUPS.index(name)
             target = torch.as_tensor(value, dtype=torch.float64).expand(self.raw.shape[1:])
-            full = self.init.double()[:, None].expand_as(self.raw).clone()
+            full = self._masters["init"][:, None].expand_as(self.raw).clone()
             full[i] = target
             self.raw[i] = self._raw(full)[i].to(self.raw)
 
@@ -127,7 +121,7 @@ class PhysicsCore(nn.Module):
     def pressure_force(self, eta: torch.Tensor, tracers: torch.Tensor) -> tuple | None:
         """-grad(P) per level, ((B, L, H, W), (B, L, H, W)) m/s^2, or None when switched off.
 
-        eta (B, 1, H, W) m; tracers (B, 2, L, H, W): S, T.
+        eta (B, 1, H, W) m; tracers (B, 2, L, H, W): S, T (used when ``physics.baroclinic``).
         """
         if not self.cfg.pressure_gradient:
             return None
@@ -149,102 +143,124 @@ class PhysicsCore(nn.Module):
             rate = rate + u * self.ops.tan_over_a
         return rate
 
-    def _rotate(self, u, v, force, tau: float):
-        """Exact solution over tau of du/dt = F v + Px, dv/dt = -F u + Py (F, P frozen)."""
+    def _rotate(self, y: torch.Tensor, force, tau: float) -> torch.Tensor:
+        """Exact solution over tau of du/dt = F v + Px, dv/dt = -F u + Py (F, P frozen) for the
+        velocities of y (B, 4, L, H, W) = S, T, u, v."""
+        u, v = y[:, 2], y[:, 3]
         angle = self._rotation_rate(u) * tau
-        if not torch.is_tensor(angle) and angle == 0.0:
+        if not torch.is_tensor(angle):
             if force is None:
-                return u, v
-            return (u + tau * force[0]) * self.ops.mask, (v + tau * force[1]) * self.ops.mask
-        angle = torch.as_tensor(angle, dtype=u.dtype, device=u.device)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        u_new, v_new = u * cos + v * sin, v * cos - u * sin
-        if force is not None:
-            a = tau * torch.sinc(angle / math.pi)  # sin(F tau) / F
-            b = tau * 0.5 * angle * torch.sinc(angle / (2.0 * math.pi)) ** 2  # (1 - cos) / F
-            u_new = u_new + a * force[0] + b * force[1]
-            v_new = v_new + a * force[1] - b * force[0]
-        return u_new * self.ops.mask, v_new * self.ops.mask
+                return y
+            u_new, v_new = u + tau * force[0], v + tau * force[1]
+        else:
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            u_new, v_new = u * cos + v * sin, v * cos - u * sin
+            if force is not None:
+                a = tau * torch.sinc(angle / math.pi)  # sin(F tau) / F
+                b = tau * 0.5 * angle * torch.sinc(angle / (2.0 * math.pi)) ** 2  # (1 - cos) / F
+                u_new = u_new + a * force[0] + b * force[1]
+                v_new = v_new + a * force[1] - b * force[0]
+        velocity = torch.stack([u_new, v_new], 1) * self.ops.mask
+        return torch.cat([y[:, :2], velocity], 1)
 
-    def _slow_tendency(self, tracers, u, v, coef):
-        """Advection and diffusion: (d tracers, du, dv) per second."""
+    def _slow_tendency(self, y: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """Advection and diffusion of y (B, 4, L, H, W) = S, T, u, v: dy/dt per second.
+
+        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s.
+        """
         ops, adv, diff = self.ops, self.cfg.advection, self.cfg.diffusion
-        kappa, nu = coef[0], coef[1]
-        flux_e, flux_n = ops.tracer_fluxes(
-            tracers,
-            u[:, None] if adv else None,
-            v[:, None] if adv else None,
-            kappa if diff else None,
-            kappa if diff else None,
-        )
-        d_tracers = -ops.divergence(flux_e, flux_n) * ops.mask
-        du = dv = torch.zeros_like(u)
+        tendency = torch.zeros_like(y)
+        if not (adv or diff):
+            return tendency
+        yp = pad(y, self.pole_signs)
+        east, north = ops.face_stencils(yp)
+        if diff:  # component Laplacians of all four fields, vector metric terms below
+            tendency = -ops.divergence(*ops.diffusive_transports(
+                east, north, coef * ops.scale_x, coef))
+        zonal, merid = ops.centre_stencils(yp[:, 2:])
+        gradient = ops.centred_gradient(zonal, merid)
+        velocity = y[:, 2:]
+        momentum = 0.0
         if adv:
-            du, dv = ops.momentum_advection(u, v)
+            tracer_transports = ops.advective_transports(
+                [e[:, :2] for e in east], [n[:, :2] for n in north],
+                [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
+            )
+            tracers = -ops.divergence(*tracer_transports)
+            momentum = ops.momentum_advection(zonal, merid, gradient, y[:, 2:3], y[:, 3:4])
+            tendency = tendency + torch.cat([tracers, torch.zeros_like(velocity)], 1)
         if diff:
-            vu, vv = ops.vector_laplacian(u, v, nu)
-            du, dv = du + vu, dv + vv
-        return d_tracers, du, dv
+            momentum = momentum + ops.viscous_metric(velocity, gradient[0], coef[2:])
+        tendency = tendency + torch.cat([torch.zeros_like(velocity), momentum], 1)
+        return tendency * ops.mask
 
-    def _substep(self, tracers, u, v, eta, coef, force):
+    def _substep(self, y, eta, coef, force):
         """One Strang-split sub-step: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation."""
-        dt = self.dt
         if self.cfg.baroclinic:
-            force = self.pressure_force(eta, tracers)
-        u, v = self._rotate(u, v, force, 0.5 * dt)
-        y0 = (tracers, u, v)
-        k = self._slow_tendency(*y0, coef)
-        y1 = tuple(a + dt * b for a, b in zip(y0, k, strict=True))
-        k = self._slow_tendency(*y1, coef)
-        y2 = tuple(0.75 * a + 0.25 * (b + dt * c) for a, b, c in zip(y0, y1, k, strict=True))
-        k = self._slow_tendency(*y2, coef)
-        tracers, u, v = (a / 3.0 + 2.0 / 3.0 * (b + dt * c) for a, b, c in zip(y0, y2, k,
-                                                                              strict=True))
-        u, v = self._rotate(u, v, force, 0.5 * dt)
-        return tracers, u, v
+            force = self.pressure_force(eta, y[:, :2])
+        y = self._rotate(y, force, 0.5 * self.dt)
+        (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef),), (y,), self.dt)
+        return self._rotate(y, force, 0.5 * self.dt)
 
     # ----------------------------------------------------------------------------- public
-    def _split(self, state: torch.Tensor):
+    def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (B, 4 L + 1, H, W) -> y (B, 4, L, H, W) = S, T, u, v and eta (B, 1, H, W)."""
         n = self.n_levels
         if state.ndim != 4 or state.shape[1] != 4 * n + 1:
             raise ValueError(
                 f"state must be (B, {4 * n + 1}, H, W) for {n} levels, got {tuple(state.shape)}"
             )
         s, u, v, t = (state[:, i * n : (i + 1) * n] for i in range(4))
-        return torch.stack([s, t], 1), u, v, state[:, 4 * n :]
+        return torch.stack([s, t, u, v], 1), state[:, 4 * n :]
+
+    @staticmethod
+    def _join(dy: torch.Tensor, d_eta: torch.Tensor) -> torch.Tensor:
+        """Inverse of _split for increments: (B, 4, L, H, W), (B, 1, H, W) -> (B, 4 L + 1, H, W)."""
+        return torch.cat([dy[:, 0], dy[:, 2], dy[:, 3], dy[:, 1], d_eta], 1)
+
+    def _coefficients4(self) -> torch.Tensor:
+        """(4, L, 1, 1): kappa (S), kappa (T), nu (u), nu (v) in m^2/s."""
+        c = self._coefficients()
+        return c[[0, 0, 1, 1]]
 
     def tendency(self, state: torch.Tensor) -> torch.Tensor:
         """Instantaneous tendency of every enabled term, (B, C, H, W) per second, land and SSH 0."""
-        x = state.to(self.raw.dtype)
-        tracers, u, v, eta = self._split(x)
-        d_tracers, du, dv = self._slow_tendency(tracers, u, v, self._coefficients())
+        y, eta = self._split(state.to(self.raw.dtype))
+        dy = self._slow_tendency(y, self._coefficients4())
+        u, v = y[:, 2], y[:, 3]
         rate = self._rotation_rate(u)
-        du, dv = du + rate * v * self.ops.mask, dv - rate * u * self.ops.mask
-        force = self.pressure_force(eta, tracers)
+        du, dv = rate * v * self.ops.mask, -rate * u * self.ops.mask
+        force = self.pressure_force(eta, y[:, :2])
         if force is not None:
             du, dv = du + force[0], dv + force[1]
-        out = torch.cat([d_tracers[:, 0], du, dv, d_tracers[:, 1], torch.zeros_like(eta)], 1)
-        return out.to(state.dtype)
+        dy = dy + torch.cat([torch.zeros_like(y[:, :2]), torch.stack([du, dv], 1)], 1)
+        return self._join(dy, torch.zeros_like(eta)).to(state.dtype)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """Increment over one day: state (B, C, H, W) physical units, land 0 -> (B, C, H, W)."""
         with torch.autocast(device_type=state.device.type, enabled=False):
-            x = state.to(self.raw.dtype)
-            tracers, u, v, eta = self._split(x)
-            coef = self._coefficients()
-            force = self.pressure_force(eta, tracers)
-            new = (tracers, u, v)
+            y0, eta = self._split(state.to(self.raw.dtype))
+            coef = self._coefficients4()
+            force = self.pressure_force(eta, y0[:, :2])
+            y = y0
             for _ in range(self.cfg.substeps):
                 if self.cfg.checkpoint and torch.is_grad_enabled():
-                    new = checkpoint(self._substep, *new, eta, coef, force, use_reentrant=False)
+                    y = checkpoint(self._substep, y, eta, coef, force, use_reentrant=False)
                 else:
-                    new = self._substep(*new, eta, coef, force)
-            d_tracers = new[0] - tracers
-            out = torch.cat(
-                [d_tracers[:, 0], new[1] - u, new[2] - v, d_tracers[:, 1], torch.zeros_like(eta)],
-                1,
-            )
+                    y = self._substep(y, eta, coef, force)
+            out = self._join(y - y0, torch.zeros_like(eta))
         return out.to(state.dtype)
+
+
+def ssp_rk3(tendency, y: tuple, dt: float) -> tuple:
+    """One step of the three-stage strong-stability-preserving Runge-Kutta scheme (Shu and
+    Osher 1988) for a tuple of tensors y, with tendency(*y) -> tuple like y (per second)."""
+    k = tendency(*y)
+    y1 = tuple(a + dt * b for a, b in zip(y, k, strict=True))
+    k = tendency(*y1)
+    y2 = tuple(0.75 * a + 0.25 * (b + dt * c) for a, b, c in zip(y, y1, k, strict=True))
+    k = tendency(*y2)
+    return tuple(a / 3.0 + 2.0 / 3.0 * (b + dt * c) for a, b, c in zip(y, y2, k, strict=True))
 
 
 def _depth_integral(depths: list[float]) -> np.ndarray:
