@@ -1,4 +1,8 @@
 # Raw monthly files in each source's own format: results/{run}/raw/{era5,glorys}/{year}/{month}.nc
+# (synthetic: generated; download: cdsapi / copernicusmarine, validated, then renamed into place).
+# A `local` source builds nothing: regrid reads data.local.{era5,glorys} directly (raw_file() in
+# common.smk) through the same reader and checks; a missing local file stops the run at parse time
+# with the config key, its pattern and the files it lacks.
 
 
 if CFG.data.source == "synthetic":
@@ -49,3 +53,11 @@ elif CFG.data.source == "download":
         shell:
             "neuralogcm download {wildcards.source} --config {params.config} --year {wildcards.year}"
             " --month {wildcards.month} --out {output} > {log} 2>&1"
+
+
+elif CFG.data.source == "local":
+
+    from neuralogcm.sources.local import missing_local_files
+
+    if _missing := missing_local_files(CFG):
+        raise WorkflowError(_missing)

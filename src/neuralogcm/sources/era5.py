@@ -1,0 +1,67 @@
+"""ERA5 surface forcing from the Copernicus Climate Data Store through cdsapi.
+
+One request per month: the four variables of the paper at 12:00 UTC on every day of the month,
+global, on ERA5's native 0.25 deg grid, delivered as one unarchived netCDF file (new-CDS layout,
+see prepare/read.py). :mod:`neuralogcm.sources.download` retries it and validates the file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+from pathlib import Path
+
+from neuralogcm.config import Config
+from neuralogcm.errors import CredentialsError
+
+#: The CDS names of u10, v10, t2m and msl.
+CDS_VARIABLES = ("10m_u_component_of_wind", "10m_v_component_of_wind", "2m_temperature",
+                 "mean_sea_level_pressure")
+
+
+def cdsapirc_path() -> Path:
+    """The cdsapi configuration file: $CDSAPI_RC, else ~/.cdsapirc (as cdsapi reads it)."""
+    return Path(os.environ.get("CDSAPI_RC", Path.home() / ".cdsapirc")).expanduser()
+
+
+def credentials() -> tuple[str, str]:
+    """(url, key) from CDSAPI_URL/CDSAPI_KEY, else from the cdsapi configuration file.
+
+    Raises :class:`CredentialsError` naming both places when neither holds a url and a key.
+    """
+    url, key = os.environ.get("CDSAPI_URL"), os.environ.get("CDSAPI_KEY")
+    rc = cdsapirc_path()
+    if (not url or not key) and rc.is_file():
+        entries = dict(line.split(":", 1) for line in rc.read_text().splitlines() if ":" in line)
+        url = url or entries.get("url", "").strip()
+        key = key or entries.get("key", "").strip()
+    if not url or not key:
+        raise CredentialsError(
+            "ERA5 downloads need Climate Data Store credentials: set the environment variables "
+            f"CDSAPI_URL and CDSAPI_KEY, or write 'url: ...' and 'key: ...' lines to {rc} "
+            "(https://cds.climate.copernicus.eu/how-to-api)")
+    return url, key
+
+
+def request(year: int, month: int) -> dict:
+    """The cdsapi request for one month of the four forcing variables at 12:00 UTC."""
+    days = calendar.monthrange(year, month)[1]
+    return {
+        "product_type": ["reanalysis"],
+        "variable": list(CDS_VARIABLES),
+        "year": [f"{year:04d}"],
+        "month": [f"{month:02d}"],
+        "day": [f"{d:02d}" for d in range(1, days + 1)],
+        "time": ["12:00"],
+        "data_format": "netcdf",
+        "download_format": "unarchived",
+    }
+
+
+def fetch(target: Path, cfg: Config, year: int, month: int, creds: tuple[str, str]) -> None:
+    """Download one month to exactly ``target`` (one attempt; no retries here)."""
+    import cdsapi
+
+    url, key = creds
+    client = cdsapi.Client(url=url, key=key, quiet=True, progress=False)
+    client.retrieve(cfg.data.download.era5_dataset, request(year, month), str(target))
