@@ -27,6 +27,7 @@ VERBS = {
     "table": "neuralogcm.tables",
     "plot": "neuralogcm.plots",
     "models": "neuralogcm.models.summary",
+    "docs": "neuralogcm.docs",
 }
 
 
