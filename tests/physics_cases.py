@@ -70,6 +70,20 @@ def balanced_state(grid: Grid, depths: list[float], mask: torch.Tensor) -> torch
     return state[None]
 
 
+def perturbed_state(
+    grid: Grid, depths: list[float], mask: torch.Tensor, batch: int = 1, seed: int = 0
+) -> torch.Tensor:
+    """(batch, 4 L + 1, H, W): the balanced state plus grid-scale noise in S (0.1), u, v
+    (0.05 m/s) and T (0.5 K), land 0; SSH unchanged."""
+    state = balanced_state(grid, depths, mask)
+    n = len(depths)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn((batch, *state.shape[1:]), generator=gen, dtype=torch.float64)
+    scale = torch.tensor([0.1] * n + [0.05] * 2 * n + [0.5] * n + [0.0], dtype=torch.float64)
+    levels = list(range(n)) * 4 + [0]
+    return (state + scale[:, None, None] * noise) * mask[levels]
+
+
 def kinetic_energy(state: torch.Tensor, grid: Grid, n_levels: int) -> torch.Tensor:
     """Area-integrated kinetic energy per unit mass and depth, summed over levels, m^4/s^2."""
     area = torch.as_tensor(grid.cell_area)

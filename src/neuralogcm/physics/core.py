@@ -199,7 +199,8 @@ class PhysicsCore(GeometryModule):
         if self.cfg.baroclinic:
             force = self.pressure_force(eta, y[:, :2])
         y = self._rotate(y, force, 0.5 * self.dt)
-        (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef),), (y,), self.dt)
+        if self.cfg.advection or self.cfg.diffusion:
+            (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef),), (y,), self.dt)
         return self._rotate(y, force, 0.5 * self.dt)
 
     # ----------------------------------------------------------------------------- public
