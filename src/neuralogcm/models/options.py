@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 
 class ArchOptions(BaseModel):
@@ -31,30 +31,56 @@ class NeuralOGCMOptions(ArchOptions):
 
 
 class UNetOptions(ArchOptions):
+    """U-Net: ``width`` channels at full resolution, doubled at each of ``depth`` halvings."""
+
     width: int = Field(32, ge=1)
     depth: int = Field(3, ge=1)
 
 
 class ConvLSTMOptions(ArchOptions):
+    """ConvLSTM: ``layers`` stacked cells of ``hidden`` channels, ``kernel`` x ``kernel`` gates."""
+
     hidden: int = Field(32, ge=1)
     layers: int = Field(2, ge=1)
     kernel: int = Field(3, ge=1)
 
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, kernel: int) -> int:
+        if kernel % 2 == 0:
+            raise ValueError(f"must be odd (a centred stencil), got {kernel}")
+        return kernel
+
 
 class SimVPOptions(ArchOptions):
-    hidden_spatial: int = Field(32, ge=1)
+    """SimVP v2 (gSTA): encoder and decoder of ``spatial_blocks`` convs of ``hidden_spatial``
+    channels (every second one halves the grid); ``temporal_blocks`` gSTA translator blocks of
+    ``hidden_temporal`` channels."""
+
+    hidden_spatial: int = Field(32, ge=2, multiple_of=2)  # GroupNorm with 2 groups
     hidden_temporal: int = Field(128, ge=1)
     spatial_blocks: int = Field(2, ge=1)
-    temporal_blocks: int = Field(4, ge=1)
+    temporal_blocks: int = Field(4, ge=2)  # the first maps to hidden_temporal, the last back
+    mlp_ratio: float = Field(8.0, gt=0)  # gSTA MLP width / block width (OpenSTL: 8)
 
 
 class FourCastNetOptions(ArchOptions):
+    """FourCastNet (AFNO): ``patch`` x ``patch`` tokens of ``embed_dim``, ``depth`` AFNO blocks."""
+
     patch: int = Field(4, ge=1)
     embed_dim: int = Field(256, ge=1)
     depth: int = Field(8, ge=1)
     blocks: int = Field(8, ge=1)  # block-diagonal blocks of the AFNO weights
     sparsity: float = Field(0.01, ge=0)  # soft-threshold lambda
     mlp_ratio: float = Field(4.0, gt=0)
+
+    @field_validator("blocks")
+    @classmethod
+    def _divides_embed_dim(cls, blocks: int, info: ValidationInfo) -> int:
+        embed_dim = info.data.get("embed_dim")
+        if embed_dim is not None and embed_dim % blocks:
+            raise ValueError(f"must divide embed_dim ({embed_dim}), got {blocks}")
+        return blocks
 
 
 ARCH_OPTIONS: dict[str, type[ArchOptions]] = {
