@@ -158,20 +158,42 @@ class EvaluateConfig(Section):
 
 
 class ResourceSpec(Section):
-    """What one Slurm job of a rule group asks for."""
+    """What one Slurm job of a rule group asks for, on one node (several: slurm/README.md).
+    Empty site values leave the choice to the cluster (default partition, any GPU, any node)."""
 
-    gpu: int = Field(0, ge=0)
-    cpus_per_gpu: int = Field(8, ge=1)
-    cpus: int = Field(2, ge=1)
+    gpu: int = Field(0, ge=0)  # GPUs of the job; 0: a CPU job
+    cpus_per_gpu: int = Field(8, ge=1)  # CPUs per GPU of a GPU job
+    cpus: int = Field(2, ge=1)  # CPUs of a CPU job
     mem_mb: int = Field(8000, ge=1)
     runtime: int = Field(60, ge=1)  # minutes
-    nodes: int = Field(1, ge=1)
+    slurm_partition: str = ""
+    gpu_model: str = ""  # GPU type as the cluster names it (a100, h100, ...): --gpus=MODEL:N
+    constraint: str = ""  # node features: sbatch --constraint
 
 
 class ResourcesConfig(Section):
+    """Slurm resources per rule group; `default` covers every rule without a group of its own."""
+
+    slurm_account: str = ""  # sbatch --account of every job; "": the user's default account
+    default: ResourceSpec = ResourceSpec()
     prepare: ResourceSpec = ResourceSpec()
     train: ResourceSpec = ResourceSpec()
     rollout: ResourceSpec = ResourceSpec()
+
+    def rule_resources(self, group: str) -> dict[str, int | str]:
+        """A rule's Snakemake `resources:` for snakemake-executor-plugin-slurm (names as the
+        plugin reads them); mem_mb in MB, runtime in minutes. A GPU job is one task, whose
+        torchrun starts one process per GPU; a CPU job is one task with `cpus` CPUs."""
+        spec: ResourceSpec = getattr(self, group)
+        resources: dict[str, int | str] = {"mem_mb": spec.mem_mb, "runtime": spec.runtime,
+                                           "gpu": spec.gpu}
+        if spec.gpu:
+            resources |= {"cpus_per_gpu": spec.cpus_per_gpu, "tasks_per_gpu": 0}
+        else:
+            resources["cpus_per_task"] = spec.cpus
+        site = {"slurm_account": self.slurm_account, "slurm_partition": spec.slurm_partition,
+                "gpu_model": spec.gpu_model, "constraint": spec.constraint}
+        return resources | {name: value for name, value in site.items() if value}
 
 
 class Config(Section):

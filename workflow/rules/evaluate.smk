@@ -21,10 +21,7 @@ rule rollout:
         f"{BENCH}/rollout/{{model}}.tsv"
     threads: 1
     resources:
-        gpu=CFG.resources.rollout.gpu,
-        cpus_per_gpu=CFG.resources.rollout.cpus_per_gpu,
-        mem_mb=CFG.resources.rollout.mem_mb,
-        runtime=CFG.resources.rollout.runtime,
+        **CFG.resources.rule_resources("rollout"),
     shell:
         "neuralogcm rollout --config {params.config} --model {wildcards.model}"
         " --checkpoint {input.checkpoint} --data-dir {params.data_dir} --out {output} --threads {threads}"
@@ -50,6 +47,8 @@ rule score:
     benchmark:
         f"{BENCH}/score/{{model}}.tsv"
     threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
     shell:
         "neuralogcm score --config {params.config} --model {wildcards.model}"
         " --rollout {input.rollout} --data-dir {params.data_dir} --out {output} > {log} 2>&1"

@@ -23,8 +23,7 @@ rule regrid:
         f"{BENCH}/regrid/{{source}}_{{year}}.tsv"
     threads: 1
     resources:
-        mem_mb=CFG.resources.prepare.mem_mb,
-        runtime=CFG.resources.prepare.runtime,
+        **CFG.resources.rule_resources("prepare"),
     shell:
         "neuralogcm regrid --config {params.config} --source {wildcards.source}"
         " --year {wildcards.year} --weights-dir {params.weights_dir} --out {output} {input}"
@@ -51,8 +50,7 @@ rule assemble:
         f"{BENCH}/assemble.tsv"
     threads: 1
     resources:
-        mem_mb=CFG.resources.prepare.mem_mb,
-        runtime=CFG.resources.prepare.runtime,
+        **CFG.resources.rule_resources("prepare"),
     shell:
         "neuralogcm assemble --config {params.config} --ocean {input.ocean}"
         " --forcing {input.forcing} --out-dir {params.data_dir} > {log} 2>&1"
@@ -76,8 +74,7 @@ rule climatology:
         f"{BENCH}/climatology.tsv"
     threads: 1
     resources:
-        mem_mb=CFG.resources.prepare.mem_mb,
-        runtime=CFG.resources.prepare.runtime,
+        **CFG.resources.rule_resources("prepare"),
     shell:
         "neuralogcm climatology --config {params.config} --data-dir {params.data_dir} --out {output}"
         " > {log} 2>&1"
@@ -102,8 +99,7 @@ rule stats:
         f"{BENCH}/stats.tsv"
     threads: 1
     resources:
-        mem_mb=CFG.resources.prepare.mem_mb,
-        runtime=CFG.resources.prepare.runtime,
+        **CFG.resources.rule_resources("prepare"),
     shell:
         "neuralogcm stats --config {params.config} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
 

@@ -1,4 +1,8 @@
 # One training job per model: torchrun over the job's GPUs, a plain process on CPU.
+# --resume continues from models/{model}/last.pt, which is not an output, so it survives a failed
+# or preempted job: SIGTERM/SIGUSR1 (Slurm, before a time limit or preemption) make the job save
+# last.pt and exit with 128 + signal, and the rerun (or requeue) continues from there. A last.pt of
+# another configuration is ignored (training starts afresh); a larger train.epochs extends a run.
 
 
 rule train:
@@ -23,11 +27,7 @@ rule train:
         f"{BENCH}/train/{{model}}.tsv"
     threads: 1
     resources:
-        gpu=CFG.resources.train.gpu,
-        cpus_per_gpu=CFG.resources.train.cpus_per_gpu,
-        tasks_per_gpu=0,
-        mem_mb=CFG.resources.train.mem_mb,
-        runtime=CFG.resources.train.runtime,
+        **CFG.resources.rule_resources("train"),
     shell:
         "{params.launcher} train --config {params.config} --model {wildcards.model}"
         " --data-dir {params.data_dir} --out-dir {params.out_dir} --threads {threads} --resume"
