@@ -8,6 +8,10 @@ Equations, per depth level, on the sphere of radius a (lat phi, lon lambda, x ea
     dv/dt = -(u.grad) v - (f + u tan(phi)/a) u - dP/dy + nu (grad div - curl curl)_y u
     P = g eta [+ g int_0^z rho'/rho0 dz  with rho'/rho0 = -alpha (T - T0) + beta (S - S0)]
 
+Tracers are in flux form, so the core conserves their area integral exactly (to round-off);
+where the horizontal flow converges they also accumulate (-q div u), a change that the real
+ocean balances by vertical motion, which the core does not have.
+
 SSH is held: the core has no continuity equation (a free surface would add gravity waves of
 200 m/s that no affordable sub-step resolves), so eta only enters the pressure gradient and its
 increment is 0; the neural corrector supplies SSH's change. The barotropic pressure gradient
@@ -22,7 +26,10 @@ f dt and keeps a geostrophic state steady. Spatial operators: see physics/operat
 
 Coefficients: kappa (T, S) and nu (u, v), one per depth level (or one per group with
 ``per_level: false``), ``c = c_max tanh(c_init softplus(p) / c_max)``: positive, smooth, below
-c_max = min(physics.kappa_max, the explicit-diffusion stability bound of the sub-step).
+c_max = min(physics.kappa_max, SAFETY x the explicit-diffusion stability bound of the sub-step),
+and c = c_init at p's initial value. With ``learnable=False`` they are buffers (frozen).
+With ``physics.checkpoint`` the sub-steps are recomputed in backward (torch.utils.checkpoint),
+so training memory is one sub-step's graph, not a day's.
 """
 
 from __future__ import annotations
@@ -96,14 +103,14 @@ class PhysicsCore(GeometryModule):
         return torch.where(scaled > 30.0, scaled, torch.log(torch.expm1(scaled)))
 
     def _coefficients(self) -> torch.Tensor:
-        """(2, L, 1, 1) m^2/s: kappa and nu per level."""
+        """(2, n) m^2/s: kappa and nu, per level (n = L) or global (n = 1)."""
         init = self.init.to(self.raw)[:, None]
-        c = self.bound * torch.tanh(init * nn.functional.softplus(self.raw) / self.bound)
-        return c.expand(2, self.n_levels)[..., None, None]
+        return self.bound * torch.tanh(init * nn.functional.softplus(self.raw) / self.bound)
 
     def coefficients(self) -> dict[str, torch.Tensor]:
-        """{'kappa': (L,), 'viscosity': (L,)} in m^2/s, differentiable."""
-        c = self._coefficients()[..., 0, 0]
+        """{'kappa': (n,), 'viscosity': (n,)} in m^2/s, differentiable; n = L per level (the
+        default), n = 1 with ``physics.per_level: false``."""
+        c = self._coefficients()
         return {name: c[i] for i, name in enumerate(GROUPS)}
 
     @torch.no_grad()
@@ -169,30 +176,28 @@ class PhysicsCore(GeometryModule):
         coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s.
         """
         ops, adv, diff = self.ops, self.cfg.advection, self.cfg.diffusion
-        tendency = torch.zeros_like(y)
         if not (adv or diff):
-            return tendency
+            return torch.zeros_like(y)
         yp = pad(y, self.pole_signs)
         east, north = ops.face_stencils(yp)
-        if diff:  # component Laplacians of all four fields, vector metric terms below
-            tendency = -ops.divergence(*ops.diffusive_transports(
-                east, north, coef * ops.scale_x, coef))
+        velocity = y[:, 2:]
         zonal, merid = ops.centre_stencils(yp[:, 2:])
         gradient = ops.centred_gradient(zonal, merid)
-        velocity = y[:, 2:]
-        momentum = 0.0
+        tracers = momentum = 0.0
+        if diff:  # component Laplacians of all four fields, plus the vector metric terms
+            trans_e, trans_n = ops.diffusive_transports(east, north, coef * ops.scale_x, coef)
+            momentum = ops.viscous_metric(velocity, gradient[0], coef[2:]) - ops.divergence(
+                trans_e[:, 2:], trans_n[:, 2:])
+            tracers = (trans_e[:, :2], trans_n[:, :2])
         if adv:
-            tracer_transports = ops.advective_transports(
+            adv_e, adv_n = ops.advective_transports(
                 [e[:, :2] for e in east], [n[:, :2] for n in north],
                 [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
             )
-            tracers = -ops.divergence(*tracer_transports)
-            momentum = ops.momentum_advection(zonal, merid, gradient, y[:, 2:3], y[:, 3:4])
-            tendency = tendency + torch.cat([tracers, torch.zeros_like(velocity)], 1)
-        if diff:
-            momentum = momentum + ops.viscous_metric(velocity, gradient[0], coef[2:])
-        tendency = tendency + torch.cat([torch.zeros_like(velocity), momentum], 1)
-        return tendency * ops.mask
+            tracers = (adv_e, adv_n) if not diff else (tracers[0] + adv_e, tracers[1] + adv_n)
+            momentum = momentum + ops.momentum_advection(
+                zonal, merid, gradient, y[:, 2:3], y[:, 3:4])
+        return torch.cat([-ops.divergence(*tracers), momentum], 1) * ops.mask
 
     def _substep(self, y, eta, coef, force):
         """One Strang-split sub-step: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation."""
@@ -221,8 +226,8 @@ class PhysicsCore(GeometryModule):
 
     def _coefficients4(self) -> torch.Tensor:
         """(4, L, 1, 1): kappa (S), kappa (T), nu (u), nu (v) in m^2/s."""
-        c = self._coefficients()
-        return c[[0, 0, 1, 1]]
+        c = self._coefficients()[[0, 0, 1, 1]]
+        return c.expand(4, self.n_levels)[..., None, None]
 
     def tendency(self, state: torch.Tensor) -> torch.Tensor:
         """Instantaneous tendency of every enabled term, (B, C, H, W) per second, land and SSH 0."""

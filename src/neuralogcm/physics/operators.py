@@ -11,6 +11,13 @@ accurate in the polar rows; fluxes through the pole itself vanish because the fa
 length. A face is open when the cells on both sides are ocean at that level: land faces carry
 no flux, so the flux-form operators conserve the area integral exactly.
 
+Schemes: tracer face values third-order upwind biased (flux form); momentum advection in
+advective form with third-order upwind-biased derivatives; diffusion in flux form with
+fourth-order face gradients and a fourth-order divergence correction (faded out towards the
+poles, so the Laplacian is second order overall with a small error constant); a masked centred
+gradient (one-sided next to land) for pressure. Each falls back to a second-order stencil where
+its wider stencil would touch land.
+
 Polar treatment: poleward of ``polar_latitude`` the zonal advective fluxes (and the zonal
 momentum advection) pass a Fourier filter that damps zonal wavenumber k by
 ``min(1, cos(lat) / (cos(polar_latitude) |sin(k dlon / 2)|))``, so the zonal Courant number never
@@ -130,8 +137,8 @@ class SphereOperators(GeometryModule):
         # correction no longer improves on second order: it fades out with cos(lat)^2.
         correct_n[..., 1:-1, :] = open_n[..., :-2, :] * open_n[..., 1:-1, :] * open_n[..., 2:, :]
         correct_n = correct_n * torch.as_tensor(np.cos(lat_faces)[:, None] ** 2)
-        buffers |= {"mask": m, "open_e": open_e, "open_n": open_n, "correct_n": correct_n,
-                    "correct_e": open_e * open_e.roll(1, -1) * open_e.roll(-1, -1)}
+        correct_e = open_e * open_e.roll(1, -1) * open_e.roll(-1, -1)
+        buffers |= {"mask": m, "open_e": open_e, "open_n": open_n}
         # Masked centred gradient: the mean of the one-sided differences over the open faces.
         # Across a pole the neighbour on the far side counts (stencils, not fluxes).
         east, west = open_e, open_e.roll(1, -1)
@@ -143,11 +150,29 @@ class SphereOperators(GeometryModule):
         prod = torch.ones_like(m)
         for k in range(-1, 3):
             prod = prod * _shift_x(mp, k, w)
-        buffers["stencil_e"] = prod
+        stencil_e = prod
         prod = torch.ones(m.shape[0], h + 1, w, dtype=torch.float64)
         for k in range(-2, 2):
             prod = prod * mp[..., HALO + k : HALO + k + h + 1, HALO:-HALO]
-        buffers["stencil_n"] = prod
+        stencil_n = prod
+        # Stencil weights with the face lengths and closed faces folded in. Diffusion: the
+        # fourth-order face difference (27 (q2 - q1) - (q3 - q0)) / 24 = (1 + 1/8) (q2 - q1)
+        # - (q3 - q0) / 24, and the correction T - c (T[f+1] - 2 T[f] + T[f-1]) / 24 =
+        # (1 + c/12) T - c/24 (T[f+1] + T[f-1]). Advection: the face value is
+        # (7 (q1 + q2) - (q0 + q3)) / 12 plus the upwind part, or (q1 + q2) / 2.
+        len_e = self.dy * open_e
+        len_open_n = torch.as_tensor(len_n)[:, None] * open_n
+        buffers |= {
+            "diff_e": (1.0 + stencil_e / 8.0) * len_e / buffers["dx"],
+            "diff4_e": stencil_e / 24.0 * len_e / buffers["dx"],
+            "diff_n": (1.0 + stencil_n / 8.0) * len_open_n / self.dy,
+            "diff4_n": stencil_n / 24.0 * len_open_n / self.dy,
+            "keep_e": 1.0 + correct_e / 12.0, "corr_e": correct_e / 24.0,
+            "keep_n": 1.0 + correct_n / 12.0, "corr_n": correct_n / 24.0,
+            "len_e": len_e, "half_open_e": 0.5 * open_e, "half_len_n": 0.5 * len_open_n,
+            "centred_e": 0.5 + stencil_e / 12.0, "upwind_e": stencil_e / 12.0,
+            "centred_n": 0.5 + stencil_n / 12.0, "upwind_n": stencil_n / 12.0,
+        }
         for name, shift in (("ub3_cx", _shift_x), ("ub3_cy", _shift_y)):
             prod = m.clone()
             for k in (-2, -1, 1, 2):
@@ -215,15 +240,14 @@ class SphereOperators(GeometryModule):
         where the neighbouring faces are open (faded out towards the poles); second order
         otherwise.
         """
-        trans_e = -kappa_x * _face_derivative(*east, self.stencil_e) * (self.dy / self.dx)
-        trans_e = trans_e * self.open_e
-        trans_e = trans_e - self.correct_e * (
-            trans_e.roll(-1, -1) - 2.0 * trans_e + trans_e.roll(1, -1)) / 24.0
-        trans_n = -kappa_y * _face_derivative(*north, self.stencil_n) * (self.len_n / self.dy)
-        trans_n = trans_n * self.open_n
-        second = trans_n[..., 2:, :] - 2.0 * trans_n[..., 1:-1, :] + trans_n[..., :-2, :]
+        trans_e = -kappa_x * ((east[2] - east[1]) * self.diff_e
+                              - (east[3] - east[0]) * self.diff4_e)
+        trans_e = trans_e * self.keep_e - (trans_e.roll(-1, -1) + trans_e.roll(1, -1)) * self.corr_e
+        trans_n = -kappa_y * ((north[2] - north[1]) * self.diff_n
+                              - (north[3] - north[0]) * self.diff4_n)
         edge = torch.zeros_like(trans_n[..., :1, :])
-        trans_n = trans_n - self.correct_n * torch.cat([edge, second, edge], -2) / 24.0
+        neighbours = torch.cat([edge, trans_n[..., 2:, :] + trans_n[..., :-2, :], edge], -2)
+        trans_n = trans_n * self.keep_n - neighbours * self.corr_n
         return trans_e, trans_n
 
     def advective_transports(self, east: list, north: list, east_u: list, north_v: list):
@@ -234,11 +258,11 @@ class SphereOperators(GeometryModule):
         upwind biased where the four-cell stencil is ocean, centred second order otherwise; the
         zonal fluxes pass the polar filter.
         """
-        u_face = 0.5 * (east_u[1] + east_u[2])
-        v_face = 0.5 * (north_v[1] + north_v[2])
-        flux_e = _upwind3_flux(u_face, *east, self.stencil_e) * self.open_e
-        trans_e = self.polar_filter(flux_e) * (self.dy * self.open_e)
-        trans_n = _upwind3_flux(v_face, *north, self.stencil_n) * (self.len_n * self.open_n)
+        u_face = (east_u[1] + east_u[2]) * self.half_open_e
+        v_face = (north_v[1] + north_v[2]) * self.half_len_n
+        flux_e = _upwind3_flux(u_face, *east, self.centred_e, self.upwind_e)
+        trans_e = self.polar_filter(flux_e) * self.len_e
+        trans_n = _upwind3_flux(v_face, *north, self.centred_n, self.upwind_n)
         return trans_e, trans_n
 
     def tracer_transports(
@@ -322,21 +346,12 @@ class SphereOperators(GeometryModule):
         return float(stability_limit / (dt * (zonal + merid + metric).max()))
 
 
-def _upwind3_flux(vel, q0, q1, q2, q3, ub3):
+def _upwind3_flux(vel, q0, q1, q2, q3, centred, upwind):
     """Face flux vel * q between cells q1 | q2 (neighbours q0, q3): third-order upwind biased
-    where ``ub3`` is 1, centred second order where it is 0."""
-    centred4 = (7.0 * (q1 + q2) - (q0 + q3)) / 12.0
-    dissipative = (q3 - q0 - 3.0 * (q2 - q1)) / 12.0
-    upwind3 = vel * centred4 + vel.abs() * dissipative
-    centred2 = vel * 0.5 * (q1 + q2)
-    return centred2 + ub3 * (upwind3 - centred2)
-
-
-def _face_derivative(q0, q1, q2, q3, full):
-    """Difference q2 - q1 across a face (per grid step), fourth order from q0..q3 where ``full``
-    is 1, second order where it is 0."""
-    second = q2 - q1
-    return second + full * ((27.0 * second - (q3 - q0)) / 24.0 - second)
+    where ``upwind`` is 1/12 (``centred`` 7/12), centred second order where they are 0 (1/2)."""
+    average = centred * (q1 + q2) - upwind * (q0 + q3)
+    dissipation = upwind * ((q3 - q0) - 3.0 * (q2 - q1))
+    return vel * average + vel.abs() * dissipation
 
 
 def _upwind3_derivative(vel, stencil, ub3, fallback):
