@@ -142,6 +142,8 @@ class TrainConfig(Section):
     weight_decay: float = Field(1e-5, ge=0)
     max_steps_per_epoch: int | None = Field(None, ge=1)
     num_workers: int = Field(4, ge=0)
+    cache_gb: float = Field(2.0, ge=0)  # keep the train+valid days in memory when they fit
+    valid_stride_days: int = Field(1, ge=1)  # validate on every k-th day of the valid years
     amp: bool = True  # bf16 autocast for the neural parts on CUDA
     compile: bool = False
     channels_last: bool = False

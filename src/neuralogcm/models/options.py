@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ArchOptions(BaseModel):
@@ -28,6 +36,15 @@ class NeuralOGCMOptions(ArchOptions):
     heads: int = Field(4, ge=1)
     attention_layers: int = Field(2, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
+
+    @model_validator(mode="after")
+    def _buildable(self) -> NeuralOGCMOptions:
+        if not (self.physics or self.corrector):
+            raise ValueError("physics and corrector are both false: nothing would step the ocean")
+        if self.corrector and (self.width * 2**self.depth) % self.heads:
+            raise ValueError(f"heads={self.heads} must divide the bottleneck width "
+                             f"width * 2**depth = {self.width * 2**self.depth}")
+        return self
 
 
 class UNetOptions(ArchOptions):

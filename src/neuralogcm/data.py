@@ -1,0 +1,282 @@
+"""The data stores as torch inputs: daily windows of ocean state and forcing, and the normaliser.
+
+Reads results/{run}/data/: ocean.zarr, forcing.zarr (one chunk per day), mask.nc,
+climatology.zarr and stats.nc. Samples stay in physical units with NaN on land until they reach
+the device, where :class:`Normalizer` turns them into normalised anomalies (land 0), so the
+DataLoader only copies float32 days and the climatology lookup runs on the GPU.
+
+Shapes: C = 4 L + 1 ocean channels (S, U, V, T per level, SSH), F = 4 forcing channels, H x W grid.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+import zarr
+from torch import nn
+from torch.utils.data import Dataset
+
+from neuralogcm.channels import (
+    FORCING,
+    OCEAN,
+    OCEAN_3D,
+    PERIODIC,
+    channel_level,
+    ocean_channel_names,
+    periodic_channel_index,
+)
+from neuralogcm.errors import DataError
+from neuralogcm.grid import Grid
+from neuralogcm.prepare.climatology import day_index
+
+STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path} is missing: build the data stores first "
+                        "(snakemake --cores all, or the assemble/climatology/stats rules)")
+    return path
+
+
+def _open_zarr(path: Path, variables: tuple[str, ...]) -> xr.Dataset:
+    with warnings.catch_warnings():  # stores without consolidated metadata open all the same
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ds = xr.open_zarr(_require(path), consolidated=None)
+    missing = [v for v in variables if v not in ds]
+    if missing:
+        raise DataError(f"{path} lacks the variable(s) {missing}")
+    return ds
+
+
+def _grid_of(ds: xr.Dataset, path: Path) -> Grid:
+    """The :class:`Grid` whose cell centres are the store's lat/lon; DataError if none is."""
+    lat, lon = ds["lat"].values, ds["lon"].values
+    try:
+        grid = Grid(float(lat[1] - lat[0]))
+        if grid.shape != (lat.size, lon.size) or not (
+            np.allclose(grid.lat, lat, atol=1e-6) and np.allclose(grid.lon, lon, atol=1e-6)
+        ):
+            raise ValueError
+    except (ValueError, IndexError):
+        raise DataError(f"{path}: lat/lon are not the cell centres of a global regular grid "
+                        f"(lat {lat[:2]}..., lon {lon[:2]}...)") from None
+    return grid
+
+
+class OceanData:
+    """The daily ocean states and atmospheric forcing of a data directory, read one day at a time.
+
+    ``dates`` (pd.DatetimeIndex), ``depths`` (m), ``n_levels`` L, ``grid``, ``mask`` (L, H, W)
+    bool (True on ocean). ``state(i)`` -> (C, H, W) float32 in physical units with NaN on land,
+    ``forcing(i)`` -> (F, H, W), ``day_index(i)`` -> climatology day 0..364.
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        ocean = _open_zarr(self.data_dir / "ocean.zarr", OCEAN)
+        forcing = _open_zarr(self.data_dir / "forcing.zarr", FORCING)
+        self.dates = pd.DatetimeIndex(ocean["time"].values)
+        if not self.dates.equals(pd.DatetimeIndex(forcing["time"].values)):
+            raise DataError(f"{self.data_dir}: ocean.zarr and forcing.zarr hold different days")
+        self.depths = [float(d) for d in ocean["depth"].values]
+        self.grid = _grid_of(ocean, self.data_dir / "ocean.zarr")
+        with xr.open_dataset(_require(self.data_dir / "mask.nc")) as ds:
+            mask = ds["mask"].values.astype(bool)
+        if mask.shape != (self.n_levels, *self.grid.shape):
+            raise DataError(f"{self.data_dir / 'mask.nc'}: mask has shape {mask.shape}, "
+                            f"expected (depth, lat, lon) = {(self.n_levels, *self.grid.shape)}")
+        self.mask = mask
+        self.day_indices = day_index(self.dates)  # (days,) climatology day 0..364
+        self._arrays: dict[str, zarr.Array] | None = None  # opened lazily, once per process
+        self._memory: dict[tuple[str, ...], tuple[int, np.ndarray]] = {}  # see preload()
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.depths)
+
+    def __len__(self) -> int:
+        return len(self.dates)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": None}  # DataLoader workers reopen the stores
+
+    def _array(self, name: str) -> zarr.Array:
+        if self._arrays is None:
+            groups = {store: zarr.open_group(self.data_dir / store, mode="r")
+                      for store in ("ocean.zarr", "forcing.zarr")}
+            self._arrays = {v: groups["ocean.zarr"][v] for v in OCEAN}
+            self._arrays |= {v: groups["forcing.zarr"][v] for v in FORCING}
+        return self._arrays[name]
+
+    def _read(self, names: tuple[str, ...], days: slice) -> np.ndarray:
+        """(days, channels, H, W) float32: the variables stacked in channel order."""
+        parts = []
+        for name in names:
+            block = np.asarray(self._array(name)[days], dtype=np.float32)
+            parts.append(block if name in OCEAN_3D else block[:, None])
+        return np.concatenate(parts, axis=1)
+
+    def _cached(self, names: tuple[str, ...], days: slice) -> np.ndarray:
+        held = self._memory.get(names)
+        if held is not None:
+            first, block = held
+            if first <= days.start and days.stop <= first + len(block):
+                return block[days.start - first : days.stop - first]
+        return self._read(names, days)
+
+    def states(self, days: slice) -> np.ndarray:
+        """Ocean states of consecutive days: (days, C, H, W) float32, physical, NaN on land."""
+        return self._cached(OCEAN, days)
+
+    def forcings(self, days: slice) -> np.ndarray:
+        """Forcing of consecutive days: (days, F, H, W) float32, physical units."""
+        return self._cached(FORCING, days)
+
+    def days_of(self, years: list[int]) -> slice:
+        """The days from the first to the last day of ``years`` (a contiguous range)."""
+        held = np.flatnonzero(np.isin(self.dates.year, years))
+        if len(held) == 0:
+            raise DataError(f"{self.data_dir}: no day of the years {years}")
+        return slice(int(held[0]), int(held[-1]) + 1)
+
+    def nbytes(self, days: slice) -> int:
+        """Bytes of the states and forcing of ``days`` in memory."""
+        channels = 4 * self.n_levels + 1 + len(FORCING)
+        return (days.stop - days.start) * channels * math.prod(self.grid.shape) * 4
+
+    def preload(self, days: slice) -> None:
+        """Keep the states and forcing of ``days`` in memory (read in one pass per variable);
+        reads inside them no longer touch the stores."""
+        self._memory = {names: (days.start, self._read(names, days)) for names in (OCEAN, FORCING)}
+
+    def state(self, i: int) -> np.ndarray:
+        return self.states(slice(i, i + 1))[0]
+
+    def forcing(self, i: int) -> np.ndarray:
+        return self.forcings(slice(i, i + 1))[0]
+
+    def day_index(self, i: int) -> int:
+        return int(self.day_indices[i])
+
+    def window_starts(self, years: list[int], steps: int) -> np.ndarray:
+        """Indices i whose days i..i+steps are consecutive and all fall in ``years``."""
+        in_years = np.isin(self.dates.year, years)
+        consecutive = np.zeros(len(self), bool)
+        if len(self) > steps:
+            gap = (self.dates[steps:] - self.dates[:-steps]).days == steps
+            inside = in_years[steps:] & in_years[:-steps]
+            consecutive[:-steps] = gap & inside
+        return np.flatnonzero(in_years & consecutive)
+
+
+class WindowDataset(Dataset):
+    """Windows of ``steps`` + 1 consecutive days that start and end in ``years``.
+
+    Item: dict(state (steps+1, C, H, W) float32 physical with NaN on land, forcing (steps, F, H, W)
+    of the days a step starts from, doy (steps+1,) long climatology days).
+    """
+
+    def __init__(self, data: OceanData, years: list[int], steps: int = 1) -> None:
+        self.data = data
+        self.steps = steps
+        self.starts = data.window_starts(years, steps)
+        if len(self.starts) == 0:
+            raise DataError(f"{data.data_dir}: no window of {steps + 1} consecutive days in the "
+                            f"years {years} (the data hold {data.dates[0]:%Y-%m-%d}.."
+                            f"{data.dates[-1]:%Y-%m-%d})")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
+        i = int(self.starts[k])
+        days = slice(i, i + self.steps + 1)
+        return {
+            "state": torch.from_numpy(self.data.states(days)),
+            "forcing": torch.from_numpy(self.data.forcings(slice(i, i + self.steps))),
+            "doy": torch.from_numpy(self.data.day_indices[days].astype(np.int64)),
+        }
+
+
+class Normalizer(nn.Module):
+    """Physical <-> normalised state on the device; land is 0 in every normalised tensor.
+
+    Periodic channels (S, T, SSH) become anomalies with respect to the day-of-year climatology
+    before the per-channel (x - mean) / std of data/stats.nc. Buffers are not persistent: they
+    come from the data directory, not from checkpoints.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, climatology: np.ndarray,
+                 mask: np.ndarray) -> None:
+        """mean, std: (C + F,); climatology: (365, P, H, W) of the P = 2 L + 1 periodic channels
+        (NaN or anything on land); mask: (L, H, W) bool, True on ocean."""
+        super().__init__()
+        n_levels = mask.shape[0]
+        c = 4 * n_levels + 1
+        # Every channel points at a climatology slot; non-periodic ones at a slot of zeros.
+        slot = np.full(c, climatology.shape[1])
+        slot[periodic_channel_index(n_levels)] = np.arange(climatology.shape[1])
+        zeros = np.zeros((365, 1, *climatology.shape[2:]), np.float32)
+        clim = np.concatenate([np.nan_to_num(climatology.astype(np.float32)), zeros], axis=1)
+
+        def buffer(name, array):
+            self.register_buffer(name, torch.as_tensor(array), persistent=False)
+
+        buffer("climatology", clim)  # (365, P + 1, H, W)
+        buffer("slot", torch.as_tensor(slot, dtype=torch.long))  # (C,)
+        buffer("state_mean", torch.as_tensor(mean[:c], dtype=torch.float32)[:, None, None])
+        buffer("state_std", torch.as_tensor(std[:c], dtype=torch.float32)[:, None, None])
+        buffer("forcing_mean", torch.as_tensor(mean[c:], dtype=torch.float32)[:, None, None])
+        buffer("forcing_std", torch.as_tensor(std[c:], dtype=torch.float32)[:, None, None])
+        buffer("state_mask", torch.as_tensor(mask[channel_level(n_levels)]))  # (C, H, W)
+        buffer("surface_mask", torch.as_tensor(mask[0]))  # (H, W)
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | Path) -> Normalizer:
+        data_dir = Path(data_dir)
+        with xr.open_dataset(_require(data_dir / "mask.nc")) as ds:
+            mask = ds["mask"].values.astype(bool)
+        n_levels = mask.shape[0]
+        path = _require(data_dir / "stats.nc")
+        with xr.open_dataset(path) as stats:
+            names = [str(c) for c in stats["channel"].values]
+            expected = ocean_channel_names(n_levels) + list(FORCING)
+            if names != expected:
+                raise DataError(f"{path}: channel {names} does not match the {n_levels} levels "
+                                f"of mask.nc, expected {expected}")
+            mean, std = stats["mean"].values, stats["std"].values
+        bad = [n for n, s in zip(names, std, strict=True) if not (np.isfinite(s) and s > 0)]
+        if bad or not np.isfinite(mean).all():
+            raise DataError(f"{path}: mean/std are not finite and positive for {bad or names}")
+        clim = _open_zarr(data_dir / "climatology.zarr", PERIODIC)
+        if clim.sizes.get("dayofyear") != 365:
+            raise DataError(f"{data_dir / 'climatology.zarr'}: needs dayofyear 0..364")
+        stacked = np.concatenate(
+            [clim[v].values if v in OCEAN_3D else clim[v].values[:, None] for v in PERIODIC], 1)
+        return cls(mean, std, stacked, mask)
+
+    def _offset(self, doy: torch.Tensor) -> torch.Tensor:
+        """Climatology of each channel on day ``doy`` (B,): (B, C, H, W), 0 for non-periodic."""
+        return self.climatology[doy[:, None], self.slot[None, :]]
+
+    def normalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+        """Physical (B, C, H, W) (NaN allowed on land) on days ``doy`` (B,) -> normalised."""
+        z = (x - self._offset(doy) - self.state_mean) / self.state_std
+        return torch.where(self.state_mask, z, 0.0)
+
+    def denormalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+        """Normalised (B, C, H, W) on days ``doy`` (B,) -> physical units, land 0."""
+        phys = x * self.state_std + self.state_mean + self._offset(doy)
+        return torch.where(self.state_mask, phys, 0.0)
+
+    def normalize_forcing(self, f: torch.Tensor) -> torch.Tensor:
+        """Physical forcing (B, F, H, W) -> normalised, 0 on land (where the ocean sees none)."""
+        z = (f - self.forcing_mean) / self.forcing_std
+        return torch.where(self.surface_mask, z, 0.0)

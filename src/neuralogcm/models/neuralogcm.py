@@ -1,0 +1,69 @@
+"""NeuralOGCM (paper Sections 2.2-2.5): a differentiable physics core plus a neural corrector.
+
+One forward-Euler day in normalised space, X(t+1) = X(t) + F_phys + F_nn:
+
+- F_phys: the state is de-normalised (the climatology of day t added back to S, T, SSH), stepped
+  one day by the physics core in physical units and float32, and re-normalised with the
+  climatology of day t + 1; F_phys = normalise(phys + core(phys), t + 1) - X(t).
+- F_nn: the corrector's tendency from the normalised state, forcing and land-sea mask (under
+  whatever autocast the caller chose, e.g. bf16 on GPUs).
+
+Land is 0 in every level's masked cells. Ablations through the options: ``corrector: false``
+(physics only), ``physics: false`` (corrector only), ``learnable_physics: false`` (frozen
+coefficients). The physics coefficients are trained end-to-end with the corrector.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuralogcm.channels import variable_slice
+from neuralogcm.models.base import ForecastModel, ModelContext
+from neuralogcm.models.corrector import Corrector
+from neuralogcm.models.options import NeuralOGCMOptions
+from neuralogcm.physics.core import PhysicsCore
+
+
+class NeuralOGCM(ForecastModel):
+    def __init__(self, ctx: ModelContext, options: NeuralOGCMOptions) -> None:
+        super().__init__(ctx, options)
+        self.core = self.corrector = None
+        if options.physics:
+            if ctx.normalizer is None or ctx.physics is None:
+                raise ValueError("NeuralOGCM with physics needs ctx.normalizer and ctx.physics")
+            self.normalizer = ctx.normalizer
+            level_mask = ctx.mask[variable_slice("so", ctx.n_levels)]  # (L, H, W)
+            self.core = PhysicsCore(ctx.grid, ctx.depths, level_mask, ctx.physics,
+                                    learnable=options.learnable_physics)
+        if options.corrector:
+            self.corrector = Corrector(ctx.n_inputs, ctx.n_channels, ctx.grid.shape,
+                                       options.width, options.depth, options.heads,
+                                       options.attention_layers, options.mlp_ratio)
+
+    def physics_step(self, state: torch.Tensor, doy: torch.Tensor,
+                     doy_next: torch.Tensor) -> torch.Tensor:
+        """The physics core's day in normalised space: X(t) + F_phys, (B, C, H, W), float32."""
+        with torch.autocast(state.device.type, enabled=False):
+            phys = self.normalizer.denormalize_state(state.float(), doy)
+            return self.normalizer.normalize_state(phys + self.core(phys), doy_next)
+
+    def forward(self, state, forcing, doy, doy_next, hidden=None):
+        next_state = state.float()
+        if self.core is not None:
+            next_state = self.physics_step(state, doy, doy_next)
+        if self.corrector is not None:
+            next_state = next_state + self.corrector(self.inputs(state, forcing)).float()
+        return self.apply_mask(next_state), None
+
+    def physical_coefficients(self) -> dict[str, float]:
+        """The core's coefficients in m^2/s: one value per name, or name_00.. per level."""
+        if self.core is None:
+            return {}
+        values = {}
+        for name, value in self.core.coefficients().items():
+            flat = value.detach().float().flatten().cpu().tolist()
+            if len(flat) == 1:
+                values[name] = flat[0]
+            else:
+                values |= {f"{name}_{k:02d}": v for k, v in enumerate(flat)}
+        return values

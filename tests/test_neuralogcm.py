@@ -1,0 +1,164 @@
+"""The hybrid model: composition of the two branches, masking, float32 physics, gradients, fit."""
+
+import pytest
+import torch
+
+from neuralogcm.channels import periodic_channel_index
+from neuralogcm.config import ConfigError, load
+from neuralogcm.data import WindowDataset
+from neuralogcm.models.corrector import Corrector
+from neuralogcm.train import WindowLoss, build
+
+torch.set_num_threads(1)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def models(tiny_data_dir):
+    """name -> (model, normalizer, data) for the tiny config's three NeuralOGCM variants."""
+    from conftest import TINY_CONFIG
+
+    cfg = load(TINY_CONFIG)
+    return {name: build(cfg, name, tiny_data_dir, CPU) for name in cfg.models}
+
+
+@pytest.fixture(scope="module")
+def batch(models):
+    """Two one-day windows of 2018 (physical units, NaN on land)."""
+    data = models["neuralogcm"][2]
+    windows = WindowDataset(data, [2018])
+    items = [windows[i] for i in (40, 200)]
+    return {k: torch.stack([item[k] for item in items]) for k in items[0]}
+
+
+def _inputs(normalizer, batch):
+    state = normalizer.normalize_state(batch["state"][:, 0], batch["doy"][:, 0])
+    forcing = normalizer.normalize_forcing(batch["forcing"][:, 0])
+    return state, forcing, batch["doy"][:, 0], batch["doy"][:, 1]
+
+
+def test_physics_branch_is_the_core_in_physical_space(models, batch):
+    model, normalizer, _ = models["physics_only"]
+    assert model.corrector is None and model.core is not None
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    with torch.no_grad():
+        out, hidden = model(state, forcing, doy, doy_next)
+        phys = normalizer.denormalize_state(state, doy)
+        expected = normalizer.normalize_state(phys + model.core(phys), doy_next)
+    assert hidden is None and out.shape == state.shape == (2, 9, 12, 24)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert (out[:, ~normalizer.state_mask] == 0).all()
+
+
+def test_zero_physics_shifts_anomalies_by_the_climatology(models, batch, monkeypatch):
+    """With a core that changes nothing, X(t+1) keeps the physical state: the periodic channels'
+    anomalies move by (clim(t) - clim(t+1)) / std, the others stay as they are."""
+    model, normalizer, _ = models["physics_only"]
+    monkeypatch.setattr(model.core, "forward", lambda phys: torch.zeros_like(phys))
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    with torch.no_grad():
+        out, _ = model(state, forcing, doy, doy_next)
+    clim = normalizer.climatology[:, :-1] / normalizer.state_std[periodic_channel_index(2)]
+    shift = torch.zeros_like(state)
+    shift[:, periodic_channel_index(2)] = clim[doy] - clim[doy_next]
+    expected = torch.where(normalizer.state_mask, state + shift, 0.0)
+    # float32 round-off of S ~ 35 in units of its anomaly std 0.028: ~1e-4
+    torch.testing.assert_close(out, expected, rtol=0, atol=3e-4)
+    assert shift.abs().max() > 0.1  # the two days' climatologies differ
+
+
+def test_hybrid_adds_the_corrector_to_the_physics(models, batch):
+    model, normalizer, _ = models["neuralogcm"]
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    land = ~normalizer.state_mask
+    garbage = state.masked_fill(land, 1e3)  # whatever sits on land, the output there is 0
+    with torch.no_grad():
+        out, _ = model(garbage, forcing, doy, doy_next)
+        physics = model.physics_step(state, doy, doy_next)
+        correction = model.corrector(model.inputs(garbage, forcing))
+    assert (out[:, land] == 0).all()
+    torch.testing.assert_close(out, torch.where(~land, physics + correction, 0.0))
+    corrector_only, _, _ = models["corrector_only"]
+    assert corrector_only.core is None
+    with torch.no_grad():
+        out, _ = corrector_only(state, forcing, doy, doy_next)
+        expected = state + corrector_only.corrector(corrector_only.inputs(state, forcing))
+    torch.testing.assert_close(out, torch.where(~land, expected, 0.0))
+
+
+def test_physics_stays_float32_under_bf16_autocast(models, batch):
+    model, normalizer, _ = models["neuralogcm"]
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    with torch.no_grad():
+        reference = model.physics_step(state, doy, doy_next)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = model(state, forcing, doy, doy_next)
+            physics = model.physics_step(state, doy, doy_next)
+            correction = model.corrector(model.inputs(state, forcing))
+    assert correction.dtype == torch.bfloat16 and out.dtype == torch.float32
+    torch.testing.assert_close(physics, reference, rtol=0, atol=0)
+
+
+def test_gradients_reach_the_corrector_and_the_coefficients(models, batch):
+    model, normalizer, _ = models["neuralogcm"]
+    model.zero_grad()
+    WindowLoss(model, normalizer, amp=False, channels_last=False)(
+        batch["state"], batch["forcing"], batch["doy"]).backward()
+    for name, p in model.corrector.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    raw = model.core.raw
+    assert raw.grad is not None and (raw.grad != 0).all()  # kappa and nu at every level
+    assert set(model.physical_coefficients()) == {"kappa_00", "kappa_01", "viscosity_00",
+                                                  "viscosity_01"}
+    assert model.physical_coefficients()["kappa_00"] == pytest.approx(1e3, rel=1e-3)
+
+
+def test_frozen_coefficients_are_not_trained(tiny_data_dir, tiny_config):
+    tiny_config["models"]["frozen"] = {"arch": "neuralogcm", "corrector": False,
+                                       "learnable_physics": False}
+    model, _, _ = build(load(tiny_config), "frozen", tiny_data_dir, CPU)
+    assert list(model.parameters()) == []
+    assert "raw" in dict(model.core.named_buffers())
+
+
+def test_a_tiny_hybrid_overfits_a_fixed_batch(models, batch, tiny_config, tiny_data_dir):
+    tiny_config["physics"]["substeps"] = 1
+    model, normalizer, _ = build(load(tiny_config), "neuralogcm", tiny_data_dir, CPU)
+    loss_fn = WindowLoss(model, normalizer, amp=False, channels_last=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    losses = []
+    for _ in range(100):
+        loss = loss_fn(batch["state"], batch["forcing"], batch["doy"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
+
+
+def test_options_that_cannot_build_a_model_are_config_errors(tiny_config):
+    tiny_config["models"]["none"] = {"arch": "neuralogcm", "physics": False, "corrector": False}
+    with pytest.raises(ConfigError, match="models.none"):
+        load(tiny_config)
+    del tiny_config["models"]["none"]
+    tiny_config["models"]["neuralogcm"]["heads"] = 3
+    with pytest.raises(ConfigError, match="models.neuralogcm.*heads"):
+        load(tiny_config)
+
+
+def test_corrector_on_an_odd_grid_keeps_its_shape():
+    """30 x 60 (the demo's 6 degrees) is not a multiple of 2^depth: padded, then cropped."""
+    net = Corrector(7, 5, (30, 60), width=4, depth=2, heads=2, attention_layers=1, mlp_ratio=2.0)
+    assert net(torch.randn(3, 7, 30, 60)).shape == (3, 5, 30, 60)
+    # longitude is periodic: rolling the input by whole cells rolls the output alike
+    x = torch.randn(1, 7, 32, 64)
+    net = Corrector(7, 5, (32, 64), width=4, depth=2, heads=2, attention_layers=1, mlp_ratio=2.0)
+    net.ste.position.data.zero_()  # position embeddings break the symmetry on purpose
+    torch.testing.assert_close(net(x.roll(4, -1)), net(x).roll(4, -1), rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_gives_the_same_loss(models, batch):
+    model, normalizer, _ = models["neuralogcm"]
+    losses = [WindowLoss(model, normalizer, amp=False, channels_last=layout)(
+        batch["state"], batch["forcing"], batch["doy"]).item() for layout in (False, True)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

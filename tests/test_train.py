@@ -1,0 +1,274 @@
+"""The training loop: outputs, exact resume, stop signals, the NaN guard, DDP, config checks."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from neuralogcm import train as train_module
+from neuralogcm.config import ConfigError, load
+from neuralogcm.data import Normalizer, OceanData, WindowDataset
+from neuralogcm.models.base import ForecastModel, ModelContext
+from neuralogcm.train import (
+    TrainingDiverged,
+    TrainingInterrupted,
+    WindowLoss,
+    load_checkpoint,
+    masked_mse,
+    read,
+    train,
+)
+
+torch.set_num_threads(1)
+COEFFICIENTS = ["kappa_00", "kappa_01", "viscosity_00", "viscosity_01"]
+
+
+def recorder(monkeypatch, losses, at=None, action=None):
+    """Record every training step's loss (in order); run ``action(loss)`` at step ``at``."""
+
+    def recording(pred, target, mask):
+        loss = masked_mse(pred, target, mask)
+        if torch.is_grad_enabled():  # training, not validation
+            losses.append(loss.item())
+            if len(losses) == at:
+                return action(loss)
+        return loss
+
+    monkeypatch.setattr(train_module, "masked_mse", recording)
+
+
+def interrupt(loss):
+    os.kill(os.getpid(), signal.SIGUSR1)  # as Slurm would, from outside
+    return loss
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data_dir, tmp_path_factory):
+    """An uninterrupted run of the hybrid: 2 epochs of 3 steps; its out dir and step losses."""
+    from conftest import TINY_CONFIG
+
+    out = tmp_path_factory.mktemp("reference")
+    losses = []
+    with pytest.MonkeyPatch.context() as mp:
+        recorder(mp, losses)
+        history = train(load(TINY_CONFIG), "neuralogcm", tiny_data_dir, out)
+    return out, losses, history
+
+
+def _state(path):
+    return read(path)["state_dict"]
+
+
+def test_history_and_best_checkpoint(reference, tiny_data_dir):
+    out, losses, history = reference
+    assert len(losses) == 6
+    table = pd.read_csv(out / "history.csv")
+    assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", *COEFFICIENTS]
+    pd.testing.assert_frame_equal(table, history)
+    assert table["epoch"].tolist() == [1, 2]
+    np.testing.assert_allclose(table["train_loss"], [np.mean(losses[:3]), np.mean(losses[3:])])
+    coefficients = table[COEFFICIENTS].to_numpy()
+    assert (coefficients > 0).all() and not np.allclose(coefficients, [1e3, 1e3, 1e4, 1e4])
+
+    # checkpoint.pt is the best epoch; its validation loss, recomputed by hand, is in the history
+    model, normalizer, cfg = load_checkpoint(out / "checkpoint.pt", tiny_data_dir)
+    best = int(table["valid_loss"].idxmin())
+    assert read(out / "checkpoint.pt")["epoch"] == best + 1
+    valid = WindowDataset(OceanData(tiny_data_dir), [2019])
+    errors = []
+    with torch.no_grad():
+        for k in range(0, len(valid), cfg.train.valid_stride_days):
+            item = valid[k]
+            doy = item["doy"][:, None]
+            x = normalizer.normalize_state(item["state"][:1], doy[0])
+            f = normalizer.normalize_forcing(item["forcing"][:1])
+            pred, _ = model(x, f, doy[0], doy[1])
+            target = normalizer.normalize_state(item["state"][1:], doy[1])
+            ocean = normalizer.state_mask
+            errors.append(((pred - target)[0][ocean] ** 2).mean().item())
+    assert np.mean(errors) == pytest.approx(table["valid_loss"][best], rel=1e-5)
+
+
+def test_resume_continues_exactly(reference, tiny_data_dir, tmp_path, monkeypatch, tiny_config):
+    """Stopped by SIGUSR1 after step 4 (epoch 2, step 1) and resumed, the run takes the same
+    steps with the same losses and ends with the same weights as the uninterrupted one."""
+    ref_out, ref_losses, ref_history = reference
+    cfg = load(tiny_config)
+    first = []
+    recorder(monkeypatch, first, at=4, action=interrupt)
+    with pytest.raises(TrainingInterrupted, match="SIGUSR1 received; saved .* epoch 2, step 1"):
+        train(cfg, "neuralogcm", tiny_data_dir, tmp_path)
+    assert (read(tmp_path / "last.pt")["epoch"], read(tmp_path / "last.pt")["step"]) == (1, 1)
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+
+    second = []
+    recorder(monkeypatch, second)
+    history = train(cfg, "neuralogcm", tiny_data_dir, tmp_path, resume=True)
+    assert first + second == ref_losses  # bit for bit, the next step's loss included
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"),
+                                  ref_history.drop(columns="seconds"))
+    for name, weights in _state(ref_out / "last.pt").items():
+        torch.testing.assert_close(_state(tmp_path / "last.pt")[name], weights, rtol=0, atol=0)
+
+
+def test_a_finished_run_only_rewrites_missing_outputs(reference, tiny_data_dir, tmp_path,
+                                                      tiny_config):
+    """Snakemake deletes the outputs of a failed job: --resume restores them from last.pt."""
+    ref_out, _, ref_history = reference
+    (tmp_path / "last.pt").write_bytes((ref_out / "last.pt").read_bytes())
+    history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
+    pd.testing.assert_frame_equal(history, ref_history)
+    for name, weights in _state(ref_out / "checkpoint.pt").items():
+        torch.testing.assert_close(_state(tmp_path / "checkpoint.pt")[name], weights)
+
+
+def test_a_stale_last_pt_is_not_resumed(reference, tiny_data_dir, tmp_path, tiny_config, caplog):
+    (tmp_path / "last.pt").write_bytes((reference[0] / "last.pt").read_bytes())
+    tiny_config["models"]["neuralogcm"]["width"] = 4  # another model: the weights do not fit
+    tiny_config["train"].update(epochs=1, max_steps_per_epoch=1)
+    with caplog.at_level(logging.WARNING, logger="neuralogcm.train"):
+        history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
+    assert "not resuming from" in caplog.text and "different configuration" in caplog.text
+    assert history["epoch"].tolist() == [1]
+    assert read(tmp_path / "last.pt")["state_dict"]["corrector.head.weight"].shape[1] == 4
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data_dir, tmp_path, monkeypatch,
+                                                           tiny_config):
+    losses = []
+    recorder(monkeypatch, losses, at=5, action=lambda loss: loss * float("nan"))
+    with pytest.raises(TrainingDiverged, match="loss is nan at epoch 2, step 2"):
+        train(load(tiny_config), "corrector_only", tiny_data_dir, tmp_path)
+    last = read(tmp_path / "last.pt")
+    assert (last["epoch"], last["step"]) == (1, 0)  # saved after epoch 1, not after the NaN
+    assert all(torch.isfinite(w).all() for w in last["state_dict"].values())
+    assert read(tmp_path / "checkpoint.pt")["epoch"] == 1
+
+
+def test_model_and_data_disagreeing_name_the_config_key(tiny_data_dir, tmp_path, tiny_config):
+    for section, key, value in [("data", "depths", [0.494025, 40.34405, 155.8507]),
+                                ("grid", "resolution", 10.0)]:
+        cfg = json.loads(json.dumps(tiny_config))
+        cfg[section][key] = value
+        with pytest.raises(ConfigError, match=f"'{section}.{key}'"):
+            train(load(cfg), "neuralogcm", tiny_data_dir, tmp_path)
+    with pytest.raises(ConfigError, match="'models.unet' does not exist"):
+        train(load(tiny_config), "unet", tiny_data_dir, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cli(config, out, data_dir, model="neuralogcm", nproc=None):
+    launcher = [sys.executable, "-m", "neuralogcm.cli"]
+    if nproc:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc-per-node={nproc}", "-m", "neuralogcm.cli"]
+    config_file = out.parent / f"{out.name}.json"
+    config_file.write_text(json.dumps(config))
+    return launcher + ["train", "--config", str(config_file), "--model", model, "--data-dir",
+                       str(data_dir), "--out-dir", str(out), "--threads", "1"]
+
+
+def test_ddp_on_two_processes_matches_one_process(tiny_data_dir, tmp_path, tiny_config):
+    """torchrun with 2 gloo processes of batch 2 = one process of batch 4 (same global batch)."""
+    tiny_config["train"].update(epochs=1, batch_size=4)
+    single = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path / "single")
+    tiny_config["train"]["batch_size"] = 2
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run(_cli(tiny_config, tmp_path / "ddp", tiny_data_dir, nproc=2), env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 process(es)" in run.stderr
+    ddp = pd.read_csv(tmp_path / "ddp" / "history.csv")
+    for column in ["train_loss", "valid_loss", *COEFFICIENTS]:
+        np.testing.assert_allclose(ddp[column], single[column], rtol=1e-5, err_msg=column)
+    # the weights agree to a small fraction of one AdamW step (lr 1e-3)
+    for name, weights in _state(tmp_path / "single" / "checkpoint.pt").items():
+        torch.testing.assert_close(_state(tmp_path / "ddp" / "checkpoint.pt")[name], weights,
+                                   rtol=0, atol=1e-4)
+
+
+def test_sigterm_saves_last_pt_and_exits_for_a_requeue(tiny_data_dir, tmp_path, tiny_config):
+    tiny_config["train"].update(epochs=1, batch_size=1, max_steps_per_epoch=None)
+    out = tmp_path / "out"
+    log = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(_cli(tiny_config, out, tiny_data_dir, model="corrector_only"),
+                            stderr=log, stdout=log)
+    try:
+        deadline = time.time() + 120
+        while "epoch 1/1" not in (tmp_path / "stderr.txt").read_text():  # training has begun
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "SIGTERM received; saved" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    last = read(out / "last.pt")
+    assert last["epoch"] == 0 and 0 <= last["step"] < 364  # the 364 steps were not all done
+    assert not (out / "checkpoint.pt").exists()
+
+
+class Scaling(ForecastModel):
+    """A stateful toy: next = 0.9 * state; hidden counts the days it has stepped."""
+
+    stateful = True
+
+    def __init__(self, ctx, seen):
+        super().__init__(ctx, None)
+        self.seen = seen
+
+    def forward(self, state, forcing, doy, doy_next, hidden=None):
+        self.seen.append(hidden)
+        return self.apply_mask(0.9 * state), (hidden or 0) + 1
+
+
+def test_unrolled_loss_feeds_forecasts_back_and_carries_the_hidden_state(tiny_data_dir):
+    data = OceanData(tiny_data_dir)
+    normalizer = Normalizer.from_data_dir(tiny_data_dir)
+    seen = []
+    ctx = ModelContext(data.grid, data.depths, normalizer.state_mask, normalizer)
+    window = WindowDataset(data, [2018], steps=3)[100]
+    batch = {k: v[None] for k, v in window.items()}
+    loss = WindowLoss(Scaling(ctx, seen), normalizer, amp=False, channels_last=False)(
+        batch["state"], batch["forcing"], batch["doy"])
+    assert seen == [None, 1, 2]  # empty at the start of the window, then carried
+    x = normalizer.normalize_state(batch["state"][:, 0], batch["doy"][:, 0])
+    ocean = normalizer.state_mask
+    expected = np.mean([
+        ((0.9 ** k * x - normalizer.normalize_state(batch["state"][:, k], batch["doy"][:, k]))[0]
+         [ocean] ** 2).mean().item() for k in (1, 2, 3)])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_multistep_fine_tuning_of_a_stateful_baseline(tiny_data_dir, tmp_path, monkeypatch,
+                                                     tiny_config):
+    tiny_config["models"]["convlstm"] = {"arch": "convlstm", "hidden": 4, "layers": 1}
+    tiny_config["train"].update(epochs=1, max_steps_per_epoch=2,
+                                multistep={"steps": 3, "epochs": 1})
+    losses = []
+    recorder(monkeypatch, losses)
+    history = train(load(tiny_config), "convlstm", tiny_data_dir, tmp_path)
+    assert len(losses) == 2 + 2 * 3  # one day per step, then three
+    np.testing.assert_allclose(history["train_loss"], [np.mean(losses[:2]), np.mean(losses[2:])])
+    assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds"]
+
+
+def test_dataloader_workers_give_the_same_run(reference, tiny_data_dir, tmp_path, monkeypatch,
+                                              tiny_config):
+    """Two worker processes read the stores (reopened after the fork): the same losses."""
+    tiny_config["train"]["num_workers"] = 2
+    losses = []
+    recorder(monkeypatch, losses)
+    history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path)
+    assert losses == reference[1]
+    np.testing.assert_array_equal(history["valid_loss"], reference[2]["valid_loss"])
