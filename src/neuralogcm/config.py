@@ -114,14 +114,14 @@ class GridConfig(Section):
 
 
 class PhysicsConfig(Section):
-    """The differentiable physics core (physics/core.py)."""
+    """The differentiable physics core (physics/core.py): which terms, how many sub-steps."""
 
-    substeps: int = Field(24, ge=1)
-    advection: bool = True
-    coriolis: bool = True
-    pressure_gradient: bool = True
-    baroclinic: bool = False
-    diffusion: bool = True
+    substeps: int = Field(24, ge=1)  # Strang-split sub-steps per one-day call (24: dt = 1 h)
+    advection: bool = True  # tracers (flux form) and momentum, with the metric terms
+    coriolis: bool = True  # exact rotation
+    pressure_gradient: bool = True  # barotropic, g grad(SSH), at every level
+    baroclinic: bool = False  # adds the baroclinic one from T, S (linear equation of state)
+    diffusion: bool = True  # Laplacian diffusion of T, S and viscosity of u, v (learnable)
     kappa_init: float = Field(1.0e3, gt=0)  # m^2/s, tracer diffusivity at initialisation
     viscosity_init: float = Field(1.0e4, gt=0)  # m^2/s, momentum viscosity at initialisation
     kappa_max: float = Field(1.0e5, gt=0)  # m^2/s, differentiable upper bound of all coefficients
