@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -157,22 +158,28 @@ def _require_test_cluster() -> None:
                     "(partition gpu with fake GPUs)")
 
 
-def _start_snakemake(workdir: Path, config: Path, *options) -> subprocess.Popen:
-    """Start the DAG up to TARGETS in ``workdir``, its log going to workdir/snakemake.log."""
-    workdir.mkdir()
-    with (workdir / "snakemake.log").open("w") as log:
+SLURM = ["--profile", PROFILE, "--slurm-status-command", "squeue",
+         "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs"]
+LOCAL = ["--cores", "2"]
+
+
+def _start_snakemake(workdir: Path, config: Path, targets: list[str], options: list,
+                     log: Path) -> subprocess.Popen:
+    """Start Snakemake on ``targets`` in ``workdir``, its output going to ``log``."""
+    workdir.mkdir(exist_ok=True)
+    with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "snakemake", "--snakefile", REPO / "Snakefile",
-             "--configfile", config, *options, *TARGETS],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+             "--configfile", config, *options, *targets],
+            cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _finish(run: subprocess.Popen, workdir: Path) -> str:
-    """Wait for the run :func:`_start_snakemake` started in ``workdir``; its log (a success)."""
-    returncode = run.wait(timeout=3600)
-    log = (workdir / "snakemake.log").read_text()
-    assert returncode == 0, log[-5000:]
-    return log
+def _finish(run: subprocess.Popen, log: Path) -> str:
+    """Wait for a run of :func:`_start_snakemake`; its output, which must show success."""
+    returncode = run.wait(timeout=3600)  # a guard against a hang, not a benchmark
+    text = log.read_text()
+    assert returncode == 0, text[-5000:]
+    return text
 
 
 def _slurm_job(job_id: str) -> dict[str, str]:
@@ -182,10 +189,12 @@ def _slurm_job(job_id: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in out.split() if "=" in item)
 
 
-def _assert_same_outputs(run_a: Path, run_b: Path, model_a: str, model_b: str) -> None:
+def _assert_same_training(run_a: Path, run_b: Path, model_a: str, model_b: str,
+                          epochs: int) -> None:
+    """The two trainings logged the same losses and ended with the same weights."""
     history_a = pd.read_csv(run_a / MODELS_DIR / model_a / "history.csv")
     history_b = pd.read_csv(run_b / MODELS_DIR / model_b / "history.csv")
-    assert len(history_a) == TINY["train"]["epochs"]
+    assert len(history_a) == epochs
     pd.testing.assert_frame_equal(history_a.drop(columns="seconds"),
                                   history_b.drop(columns="seconds"))
     states = [load_checkpoint(run / MODELS_DIR / m / "checkpoint.pt",
@@ -196,29 +205,32 @@ def _assert_same_outputs(run_a: Path, run_b: Path, model_a: str, model_b: str) -
         torch.testing.assert_close(tensor, states[1][name], msg=name)
 
 
-@pytest.mark.slow
-@pytest.mark.slurm
-def test_tiny_dag_through_slurm_matches_a_local_run(tmp_path):
+@pytest.fixture(scope="module")
+def dag(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny DAG run through Slurm (root/slurm) and locally (root/local); the Slurm log."""
     _require_test_cluster()
     torch.set_num_threads(1)
-    config = tmp_path / "tiny.yaml"
+    root = tmp_path_factory.mktemp("dag")
+    config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
-
     # both at once: the Slurm run spends much of its time waiting for job states
-    slurm = _start_snakemake(tmp_path / "slurm", config, "--profile", PROFILE,
-                             "--slurm-status-command", "squeue",
-                             "--slurm-init-seconds-before-status-checks", "2",
-                             "--slurm-keep-successful-logs")
-    local = _start_snakemake(tmp_path / "local", config, "--cores", "2")
-    log = _finish(slurm, tmp_path / "slurm")
-    _finish(local, tmp_path / "local")
+    slurm = _start_snakemake(root / "slurm", config, TARGETS, SLURM, root / "slurm.log")
+    local = _start_snakemake(root / "local", config, TARGETS, LOCAL, root / "local.log")
+    log = _finish(slurm, root / "slurm.log")
+    _finish(local, root / "local.log")
+    return root, log
 
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_tiny_dag_through_slurm_matches_a_local_run(dag):
+    root, log = dag
     # every job went through sbatch, asked for what the config says and succeeded
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
-    jobs = {job_id: re.search(r"/rule_(\w+?)/", path).group(1) for job_id, path in submitted}
-    assert sorted(jobs.values()) == sorted(
+    rules = [re.search(r"/rule_(\w+?)/", path).group(1) for _, path in submitted]
+    assert sorted(rules) == sorted(
         ["synthesize", "assemble", "climatology", "stats", "train"] + ["regrid"] * 6)
-    for (job_id, rule), (_, path) in zip(jobs.items(), submitted, strict=True):
+    for (job_id, path), rule in zip(submitted, rules, strict=True):
         job = _slurm_job(job_id)
         assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", (rule, job)
         assert Path(path).is_file()  # Slurm's own output of the job
@@ -236,19 +248,64 @@ def test_tiny_dag_through_slurm_matches_a_local_run(tmp_path):
     for store in DATA_STORES:
         opener = partial(xr.open_zarr, consolidated=False) if store.endswith(".zarr") \
             else xr.open_dataset
-        with opener(tmp_path / "slurm/results" / RUN / "data" / store) as a, \
-                opener(tmp_path / "local/results" / RUN / "data" / store) as b:
+        with opener(root / "slurm/results" / RUN / "data" / store) as a, \
+                opener(root / "local/results" / RUN / "data" / store) as b:
             xr.testing.assert_equal(a.load(), b.load())
-    _assert_same_outputs(tmp_path / "slurm", tmp_path / "local", "unet", "unet")
+    _assert_same_training(root / "slurm", root / "local", "unet", "unet",
+                          TINY["train"]["epochs"])
 
-    # the multi-node script, on one node: srun + torchrun rendezvous train the same model alike
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_multinode_script_on_one_node_trains_like_the_rule(dag):
+    """slurm/train-multinode.sbatch: srun + torchrun rendezvous, here on the one node."""
+    root, _ = dag
+    log = root / "sbatch.log"
     sbatch = subprocess.run(
         ["sbatch", "--parsable", "--wait", "--partition=gpu", "--nodes=1",
          "--gpus-per-node=fake:1", "--cpus-per-gpu=1", "--mem=2000", "--time=15",
-         f"--chdir={tmp_path / 'slurm'}", f"--output={tmp_path / 'sbatch.log'}",
+         f"--chdir={root / 'slurm'}", f"--output={log}",
          PROFILE / "train-multinode.sbatch", RUN, "unet_sbatch"],
         capture_output=True, text=True, timeout=3600)
-    sbatch_log = (tmp_path / "sbatch.log").read_text()
-    assert sbatch.returncode == 0, sbatch_log[-5000:]
-    assert "unet_sbatch: 1 node(s) x 1 GPU(s), rendezvous on" in sbatch_log
-    _assert_same_outputs(tmp_path / "slurm", tmp_path / "slurm", "unet", "unet_sbatch")
+    assert sbatch.returncode == 0, log.read_text()[-5000:]
+    assert "unet_sbatch: 1 node(s) x 1 GPU(s), rendezvous on" in log.read_text()
+    _assert_same_training(root / "slurm", root / "slurm", "unet", "unet_sbatch",
+                          TINY["train"]["epochs"])
+
+
+def _training_job(log: Path, history: Path) -> str:
+    """The Slurm job id of the training ``log`` submitted, once ``history`` has an epoch."""
+    for _ in range(2400):  # a guard against a hang (20 min), not a benchmark
+        submitted = re.search(r"submitted with SLURM jobid (\d+)", log.read_text())
+        if submitted and history.is_file() and len(history.read_text().splitlines()) > 1:
+            return submitted.group(1)
+        time.sleep(0.5)
+    pytest.fail(f"no training epoch under Slurm: {log.read_text()[-3000:]}")
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_requeued_training_resumes_and_ends_as_an_uninterrupted_one(dag):
+    """Preemption: Slurm sends SIGTERM and requeues the job (the profile's --requeue); the
+    training saves last.pt, the requeued job resumes from it and ends with the same weights."""
+    root, _ = dag
+    epochs = 20
+    config = root / "long.yaml"
+    config.write_text(yaml.safe_dump(TINY | {
+        "models": {"unet_long": MODEL},
+        "train": TINY["train"] | {"epochs": epochs, "max_steps_per_epoch": 5}}))
+    target = [f"{MODELS_DIR}/unet_long/checkpoint.pt"]
+    slurm = _start_snakemake(root / "slurm", config, target, SLURM, root / "long-slurm.log")
+    local = _start_snakemake(root / "local", config, target, LOCAL, root / "long-local.log")
+    job_id = _training_job(root / "long-slurm.log",
+                           root / "slurm" / MODELS_DIR / "unet_long/history.csv")
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    _finish(slurm, root / "long-slurm.log")
+    _finish(local, root / "long-local.log")
+
+    job = _slurm_job(job_id)
+    assert (job["JobState"], job["Restarts"]) == ("COMPLETED", "1")
+    train_log = (root / "slurm/results" / RUN / "logs/train/unet_long.log").read_text()
+    resumed = re.search(r"resuming from \S+last\.pt at epoch (\d+)", train_log)
+    assert resumed and 1 < int(resumed.group(1)) <= epochs, train_log[-3000:]
+    _assert_same_training(root / "slurm", root / "local", "unet_long", "unet_long", epochs)
