@@ -140,3 +140,8 @@ def test_missing_and_inconsistent_stores_are_named(tiny_data_dir, tmp_path):
     stats.to_netcdf(broken / "stats.nc")
     with pytest.raises(DataError, match=r"stats.nc: mean/std .* \['uo_01'\]"):
         Normalizer.from_data_dir(broken)
+    packed = _linked_copy(tiny_data_dir, tmp_path / "c", skip=["ocean.zarr"])
+    days = xr.open_zarr(tiny_data_dir / "ocean.zarr").isel(time=slice(0, 3)).load()
+    days.astype("float64").to_zarr(packed / "ocean.zarr", consolidated=False)
+    with pytest.raises(DataError, match=r"ocean.zarr: \['so', .* plain float32"):
+        OceanData(packed)

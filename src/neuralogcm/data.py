@@ -52,6 +52,10 @@ def _open_zarr(path: Path, variables: tuple[str, ...]) -> xr.Dataset:
     missing = [v for v in variables if v not in ds]
     if missing:
         raise DataError(f"{path} lacks the variable(s) {missing}")
+    packed = [v for v in variables if ds[v].dtype != np.float32
+              or {"scale_factor", "add_offset"} & set(ds[v].encoding)]
+    if packed:  # samples are read from the zarr arrays as they are stored
+        raise DataError(f"{path}: {packed} must be stored as plain float32 (NaN on land)")
     return ds
 
 
