@@ -1,4 +1,6 @@
 # Regrid each source-year to the target grid, assemble the stores, climatology and statistics.
+# Regridding streams one day at a time on one core; the dask steps (assemble, climatology,
+# stats) use the prepare group's CPUs (DASK_NUM_WORKERS caps dask's thread pool to them).
 
 DATA = f"{RUN}/data"
 
@@ -48,12 +50,13 @@ rule assemble:
         f"{LOGS}/assemble.log",
     benchmark:
         f"{BENCH}/assemble.tsv"
-    threads: 1
+    threads: CFG.resources.prepare.cpus
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "neuralogcm assemble --config {params.config} --ocean {input.ocean}"
-        " --forcing {input.forcing} --out-dir {params.data_dir} > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm assemble --config {params.config}"
+        " --ocean {input.ocean} --forcing {input.forcing} --out-dir {params.data_dir}"
+        " > {log} 2>&1"
 
 
 rule climatology:
@@ -72,12 +75,12 @@ rule climatology:
         f"{LOGS}/climatology.log",
     benchmark:
         f"{BENCH}/climatology.tsv"
-    threads: 1
+    threads: CFG.resources.prepare.cpus
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "neuralogcm climatology --config {params.config} --data-dir {params.data_dir} --out {output}"
-        " > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm climatology --config {params.config}"
+        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
 
 
 rule stats:
@@ -97,11 +100,12 @@ rule stats:
         f"{LOGS}/stats.log",
     benchmark:
         f"{BENCH}/stats.tsv"
-    threads: 1
+    threads: CFG.resources.prepare.cpus
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "neuralogcm stats --config {params.config} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm stats --config {params.config}"
+        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
 
 
 DATA_STORES = {
