@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from neuralogcm.channels import PAPER_DEPTHS
+from neuralogcm.channels import OCEAN, PAPER_DEPTHS
 from neuralogcm.errors import UserError
 
 
@@ -152,11 +152,33 @@ class TrainConfig(Section):
 
 
 class EvaluateConfig(Section):
-    start_every_days: int = Field(7, ge=1)
-    leads: list[int] = Field(default_factory=lambda: [10, 30, 60, 120], min_length=1)
-    max_lead: int = Field(120, ge=1)
-    long_rollout_days: int = Field(365, ge=1)
-    fig4_day: int = Field(90, ge=1)
+    """Rollouts on the test years, their scores, tables and figures (rollout.py, metrics.py)."""
+
+    start_every_days: int = Field(7, ge=1)  # days between rollout start dates in the test years
+    leads: list[int] = Field(default_factory=lambda: [10, 30, 60, 120], min_length=1)  # tables
+    max_lead: int = Field(120, ge=1)  # days simulated from every start date
+    long_rollout_days: int = Field(365, ge=1)  # stability run from 1 January of each test year
+    fig4_day: int = Field(90, ge=1)  # day of the long run shown in Figure 4
+    fig4_models: list[str] = Field(  # the models shown beside the truth, e.g. hybrid + baseline
+        default_factory=lambda: ["neuralogcm", "unet"], min_length=1)
+    table_depths: list[float] = Field(default_factory=lambda: [0.0, 150.0, 500.0])  # m, nearest
+    # Physical bounds (min, max) per variable for the stability test, in the variable's units.
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=lambda: {
+        "so": (0.0, 45.0), "uo": (-5.0, 5.0), "vo": (-5.0, 5.0), "thetao": (-3.0, 40.0),
+        "zos": (-5.0, 5.0)})
+    speed_days: int = Field(30, ge=1)  # days the physics core alone is timed for tables/speed.csv
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvaluateConfig:
+        if max(self.leads) > self.max_lead:
+            raise ValueError(f"leads {self.leads} go beyond max_lead={self.max_lead}")
+        if self.fig4_day > self.long_rollout_days:
+            raise ValueError(
+                f"fig4_day={self.fig4_day} is after long_rollout_days={self.long_rollout_days}")
+        missing = set(OCEAN) - set(self.bounds)
+        if missing:
+            raise ValueError(f"bounds needs (min, max) for {sorted(missing)}")
+        return self
 
 
 class ResourceSpec(Section):

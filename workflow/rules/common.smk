@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from neuralogcm.channels import OCEAN
+
 RUN = f"results/{CFG.run}"
 CONFIG_FILE = f"{RUN}/config.json"
 YEARS = CFG.data.years.all()
@@ -68,6 +70,22 @@ def train_launcher(wildcards, resources):
     return "neuralogcm"
 
 
+def fig4_rollouts():
+    """Rollout stores of the models Figure 4 shows (evaluate.fig4_models that are configured)."""
+    return [f"{RUN}/rollouts/{m}.zarr" for m in CFG.evaluate.fig4_models if m in CFG.models]
+
+
+def rmse_vs_lead_figures():
+    """figures/rmse_vs_lead_{variable}.png for every ocean variable and the all-channel RMSE."""
+    return [f"{RUN}/figures/rmse_vs_lead_{v}.png" for v in (*OCEAN, "all")]
+
+
 def final_targets():
     """Everything `snakemake --cores all` builds for this run."""
-    return [f"{RUN}/tables/table2.csv", f"{RUN}/tables/table2.md"]
+    names = ("table2", "variables", "stability", "speed", "models")
+    tables = [f"{RUN}/tables/{t}.{ext}" for t in names for ext in ("csv", "md")]
+    figures = [f"{RUN}/figures/fig3_validation_loss.png", f"{RUN}/figures/learned_coefficients.png",
+               *rmse_vs_lead_figures()]
+    if fig4_rollouts():
+        figures.append(f"{RUN}/figures/fig4_anomalies_day{CFG.evaluate.fig4_day}.png")
+    return tables + figures

@@ -1,21 +1,174 @@
-# The paper's artifacts: tables and figures under results/{run}/{tables,figures}.
+# The paper's artifacts: tables and figures under results/{run}/{tables,figures}, each wrapped with
+# report(...) so that `snakemake --report results/{run}/report.html` shows it with its caption.
+
+SCORES = expand(f"{RUN}/scores/{{model}}.csv", model=MODELS)
+HISTORIES = expand(f"{RUN}/models/{{model}}/history.csv", model=MODELS)
+ROLLOUTS = expand(f"{RUN}/rollouts/{{model}}.zarr", model=MODELS)
 
 
-rule table2:
+rule table:
     input:
-        expand(f"{RUN}/scores/{{model}}.csv", model=MODELS),
+        SCORES,
     output:
-        csv=f"{RUN}/tables/table2.csv",
-        md=f"{RUN}/tables/table2.md",
+        csv=report(f"{RUN}/tables/{{table}}.csv", caption="../report/tables.rst",
+                   category="Tables"),
+        md=f"{RUN}/tables/{{table}}.md",
+    wildcard_constraints:
+        table="table2|variables|stability",
     params:
         config=CONFIG_FILE,
-        digest=digest("evaluate"),
+        digest=digest("data", "evaluate"),
     conda:
         "../../envs/train.yaml"
     log:
-        f"{LOGS}/table2.log",
+        f"{LOGS}/table/{{table}}.log",
     benchmark:
-        f"{BENCH}/table2.tsv"
+        f"{BENCH}/table/{{table}}.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm table table2 --config {params.config} --scores {input}"
+        "neuralogcm table {wildcards.table} --config {params.config} --scores {input}"
         " --out {output.csv} > {log} 2>&1"
+
+
+rule speed_table:
+    input:
+        **DATA_STORES,
+        rollouts=ROLLOUTS,
+        histories=HISTORIES,
+    output:
+        csv=report(f"{RUN}/tables/speed.csv", caption="../report/speed.rst", category="Tables"),
+        md=f"{RUN}/tables/speed.md",
+    params:
+        config=CONFIG_FILE,
+        digest=digest("data", "physics", "train", "evaluate", "resources"),
+        data_dir=parent_of("stats"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/table/speed.log",
+    benchmark:
+        f"{BENCH}/table/speed.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm table speed --config {params.config} --rollouts {input.rollouts}"
+        " --histories {input.histories} --data-dir {params.data_dir} --out {output.csv}"
+        " > {log} 2>&1"
+
+
+rule fig3:
+    input:
+        HISTORIES,
+    output:
+        report(f"{RUN}/figures/fig3_validation_loss.png", caption="../report/fig3.rst",
+               category="Figures"),
+    params:
+        config=CONFIG_FILE,
+        digest=digest("train"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/figures/fig3.log",
+    benchmark:
+        f"{BENCH}/figures/fig3.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm plot fig3 --config {params.config} --histories {input} --out {output}"
+        " > {log} 2>&1"
+
+
+rule fig4:
+    input:
+        **DATA_STORES,
+        rollouts=fig4_rollouts(),
+    output:
+        report(f"{RUN}/figures/fig4_anomalies_day{CFG.evaluate.fig4_day}.png",
+               caption="../report/fig4.rst", category="Figures"),
+    params:
+        config=CONFIG_FILE,
+        digest=digest("data", "evaluate"),
+        data_dir=parent_of("stats"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/figures/fig4.log",
+    benchmark:
+        f"{BENCH}/figures/fig4.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm plot fig4 --config {params.config} --rollouts {input.rollouts}"
+        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+
+
+rule rmse_vs_lead:
+    input:
+        SCORES,
+    output:
+        [report(path, caption="../report/rmse_vs_lead.rst", category="Figures",
+                subcategory="RMSE vs lead") for path in rmse_vs_lead_figures()],
+    params:
+        config=CONFIG_FILE,
+        digest=digest("evaluate"),
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/figures/rmse_vs_lead.log",
+    benchmark:
+        f"{BENCH}/figures/rmse_vs_lead.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm plot rmse_vs_lead --config {params.config} --scores {input}"
+        " --out {params.out_dir} > {log} 2>&1"
+
+
+rule coefficients:
+    input:
+        HISTORIES,
+    output:
+        report(f"{RUN}/figures/learned_coefficients.png", caption="../report/coefficients.rst",
+               category="Figures"),
+    params:
+        config=CONFIG_FILE,
+        digest=digest("train"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/figures/coefficients.log",
+    benchmark:
+        f"{BENCH}/figures/coefficients.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm plot coefficients --config {params.config} --histories {input} --out {output}"
+        " > {log} 2>&1"
+
+
+rule models_table:
+    output:
+        csv=report(f"{RUN}/tables/models.csv", caption="../report/models.rst", category="Tables"),
+        md=f"{RUN}/tables/models.md",
+    params:
+        config=CONFIG_FILE,
+        digest=digest("data", "grid", "physics", "models"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/table/models.log",
+    benchmark:
+        f"{BENCH}/table/models.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm models --config {params.config} --out {output.csv} > {log} 2>&1"

@@ -1,0 +1,304 @@
+"""Scores of test-year rollouts: area-weighted, land-masked RMSE, ACC, bias and stability.
+
+Every spatial mean is weighted by cell area (proportional to cos(latitude) on the regular grid)
+and taken over the ocean cells of each channel's depth level only: land never enters a mean, not
+even as zeros, while a NaN on an ocean cell (a blown-up forecast) makes the score NaN.
+
+RMSE per channel and lead = sqrt( mean over start dates of the area-weighted mean square error ),
+in physical units. The single-number RMSE of the paper's Table 2 (``rmse_norm``) is the same with
+every channel's error divided by its standard deviation in data/stats.nc (the normalised space of
+training: climatology and mean cancel in a difference) and the mean square averaged equally over
+all channels before the mean over start dates. ACC is the area-weighted, uncentred correlation of
+forecast and true anomalies from the day-of-year climatology (S, T and SSH, the channels that have
+one), per start date, then averaged over start dates. Bias is the area-weighted mean of forecast
+minus truth, averaged over start dates.
+
+The verb writes a tidy CSV: one row per (metric, channel, lead) with columns model, metric,
+variable, level, depth, lead, value, units; stability rows have no channel or lead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from neuralogcm.channels import (
+    CF,
+    OCEAN,
+    PERIODIC,
+    channel_level,
+    channel_variable,
+    variable_slice,
+)
+from neuralogcm.config import load
+from neuralogcm.errors import DataError
+from neuralogcm.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+SCORE_COLUMNS = ["model", "metric", "variable", "level", "depth", "lead", "value", "units"]
+
+
+def ocean_weights(lat: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Area weights cos(lat) on ocean cells, 0 on land: lat (H,) deg, mask (..., H, W) bool."""
+    return np.cos(np.deg2rad(lat))[:, None] * mask
+
+
+def area_mean(field: np.ndarray, weights: np.ndarray, axis=(-2, -1)) -> np.ndarray:
+    """Weighted mean over ``axis`` (default lat, lon): field (..., H, W), weights broadcastable
+    to it and 0 on land -> (...). Land values are dropped (NaN there is fine); a NaN on an ocean
+    cell propagates."""
+    ocean = np.where(weights > 0, field, 0.0)
+    return (ocean * weights).sum(axis=axis) / np.sum(weights, axis=axis)
+
+
+def spatial_scores(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray,
+                   clim: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-sample spatial scores of pred vs truth, both (..., H, W) in the same units.
+
+    Returns ``mse`` and ``mean_error`` (...); with a climatology ``clim`` (..., H, W) also ``acc``
+    (...), the uncentred anomaly correlation.
+    """
+    ocean = weights > 0
+    normalised = weights / weights.sum(axis=(-2, -1), keepdims=True)
+
+    def mean(x):  # x is 0 on land already
+        return np.einsum("...hw,...hw->...", x, normalised)
+
+    pred, truth = np.where(ocean, pred, 0.0), np.where(ocean, truth, 0.0)
+    error = pred - truth
+    scores = {"mse": mean(error * error), "mean_error": mean(error)}
+    if clim is not None:
+        clim = np.where(ocean, clim, 0.0)
+        a, b = pred - clim, truth - clim
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scores["acc"] = mean(a * b) / np.sqrt(mean(a * a) * mean(b * b))
+    return scores
+
+
+def area_weighted_rmse(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """RMSE over samples (axis 0, start dates) of (S, ..., H, W) fields -> (...): the area mean
+    square error over space, then the mean over samples, then the square root."""
+    return np.sqrt(spatial_scores(pred, truth, weights)["mse"].mean(axis=0))
+
+
+def bias(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mean over samples (axis 0) of the area-weighted mean of pred - truth:
+    (S, ..., H, W) -> (...)."""
+    return spatial_scores(pred, truth, weights)["mean_error"].mean(axis=0)
+
+
+def acc(pred: np.ndarray, truth: np.ndarray, clim: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Anomaly correlation w.r.t. ``clim``, per sample over space, then the mean over samples
+    (axis 0): (S, ..., H, W) -> (...)."""
+    return spatial_scores(pred, truth, weights, clim)["acc"].mean(axis=0)
+
+
+def global_mean(field: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Area-weighted mean over all ocean cells of all levels: (..., L, H, W) -> (...)."""
+    return area_mean(field, weights, axis=(-3, -2, -1))
+
+
+def first_day_out_of_bounds(pred: np.ndarray, mask: np.ndarray, variables: list[str],
+                            bounds: dict[str, tuple[float, float]]) -> int | None:
+    """First lead day (1-based) on which any ocean cell of any channel is non-finite or outside
+    its variable's (min, max) bounds, or None: pred (days, C, H, W), mask (C, H, W) bool."""
+    low = np.array([bounds[v][0] for v in variables])[:, None, None]
+    high = np.array([bounds[v][1] for v in variables])[:, None, None]
+    with np.errstate(invalid="ignore"):
+        inside = (pred >= low) & (pred <= high)  # False for NaN and inf
+    bad = (~inside & mask).any(axis=(1, 2, 3))
+    return int(np.argmax(bad)) + 1 if bad.any() else None
+
+
+# ----------------------------------------------------------------------------------------------
+# The score verb: rollouts/{model}.zarr + the data stores -> scores/{model}.csv
+
+
+def climatology_channels(clim: xr.Dataset, n_levels: int) -> np.ndarray:
+    """The day-of-year climatology in ocean-channel layout (365, C, H, W); NaN for U and V,
+    which have none."""
+    h, w = clim.sizes["lat"], clim.sizes["lon"]
+    parts = []
+    for var in OCEAN:
+        if var in PERIODIC:
+            a = clim[var].transpose("dayofyear", ..., "lat", "lon").values.reshape(365, -1, h, w)
+        else:
+            a = np.full((365, n_levels, h, w), np.nan, dtype=np.float32)
+        parts.append(a)
+    return np.concatenate(parts, axis=1)
+
+
+class _Truth:
+    """True ocean states and climatology of the data stores, by date."""
+
+    def __init__(self, data_dir: Path, n_levels: int) -> None:
+        from neuralogcm.data import OceanData
+
+        self.data = OceanData(data_dir)
+        self.index = pd.Series(np.arange(len(self.data.dates)), index=self.data.dates)
+        with xr.open_zarr(data_dir / "climatology.zarr") as clim:
+            self.clim = climatology_channels(clim, n_levels)
+        self.n_levels = n_levels
+
+    def states(self, dates: pd.DatetimeIndex) -> np.ndarray:
+        """True states (days, C, H, W) of consecutive ``dates``, physical units, NaN on land."""
+        missing = dates.difference(self.index.index)
+        if len(missing):
+            raise DataError(f"{self.data.data_dir} has no truth for {missing[0].date()} "
+                            f"(rollout dates {dates[0].date()}..{dates[-1].date()})")
+        first = int(self.index[dates[0]])
+        return self.data.states(slice(first, first + len(dates)))
+
+    def climatology(self, dates: pd.DatetimeIndex) -> np.ndarray:
+        from neuralogcm.prepare.climatology import day_index
+
+        return self.clim[day_index(dates)]
+
+
+def _channel_table(values: np.ndarray, metric: str, leads: np.ndarray, variables: list[str],
+                   levels: np.ndarray, depths: np.ndarray, units: list[str]) -> pd.DataFrame:
+    """Rows for a (lead, C) array of scores."""
+    n_lead, n_chan = values.shape
+    return pd.DataFrame({
+        "metric": metric,
+        "variable": np.tile(variables, n_lead),
+        "level": np.tile(levels, n_lead),
+        "depth": np.tile(depths, n_lead),
+        "lead": np.repeat(leads, n_chan),
+        "value": values.ravel(),
+        "units": np.tile(units, n_lead),
+    })
+
+
+def score_rollout(rollout: xr.Dataset, truth: _Truth, std: np.ndarray, lat: np.ndarray,
+                  mask: np.ndarray, bounds: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    """All scores of one model's rollout store as a tidy table (columns SCORE_COLUMNS[1:]).
+
+    std (C,) per-channel standard deviation of the normalised space; mask (C, H, W) bool.
+    """
+    n_levels = truth.n_levels
+    variables = channel_variable(n_levels)
+    levels = channel_level(n_levels)
+    depths = np.where(np.array(variables) == "zos", 0.0, np.asarray(truth.data.depths)[levels])
+    units = [CF[v]["units"] for v in variables]
+    weights = ocean_weights(lat, mask)
+    periodic = np.isin(variables, PERIODIC)
+    leads = rollout["lead"].values
+
+    per_start = {"mse": [], "mean_error": [], "acc": [], "mse_norm": []}
+    stable_starts = []
+    for s, start in enumerate(pd.DatetimeIndex(rollout["start"].values)):
+        dates = start + pd.to_timedelta(leads, unit="D")
+        pred = rollout["prediction"].isel(start=s).values
+        true = truth.states(dates)
+        scores = spatial_scores(pred, true, weights, truth.climatology(dates))
+        per_start["mse"].append(scores["mse"])
+        per_start["mean_error"].append(scores["mean_error"])
+        per_start["acc"].append(scores["acc"])
+        per_start["mse_norm"].append((scores["mse"] / std**2).mean(axis=-1))
+        stable_starts.append(first_day_out_of_bounds(pred, mask, variables, bounds) is None)
+        log.info("scored start %s", start.date())
+    mean = {k: np.mean(v, axis=0) for k, v in per_start.items()}
+
+    args = (leads, variables, levels, depths, units)
+    frames = [_channel_table(np.sqrt(mean["mse"]), "rmse", *args),
+              _channel_table(mean["mean_error"], "bias", *args)]
+    acc_rows = _channel_table(mean["acc"], "acc", *args)
+    frames.append(acc_rows[np.tile(periodic, len(leads))].assign(units="1"))
+    frames.append(pd.DataFrame({"metric": "rmse_norm", "variable": "all", "level": -1,
+                                "depth": np.nan, "lead": leads,
+                                "value": np.sqrt(mean["mse_norm"]), "units": "1"}))
+    frames.append(stability_scores(rollout, truth, mask, weights, bounds, stable_starts))
+    return pd.concat(frames, ignore_index=True)
+
+
+def stability_scores(rollout: xr.Dataset, truth: _Truth, mask: np.ndarray, weights: np.ndarray,
+                     bounds: dict[str, tuple[float, float]], stable_starts: list[bool],
+                     block: int = 32) -> pd.DataFrame:
+    """Stability of the long runs (read ``block`` days at a time) as tidy rows.
+
+    ``stable_fraction``: fraction of long runs whose every ocean value stays finite and within
+    ``bounds`` on every day; ``first_day_out_of_bounds``: the earliest such day over the long
+    runs (NaN if none leaves); ``drift_thetao`` / ``drift_so``: forecast minus true global mean
+    (area-weighted over the ocean cells of all levels) on the last day, mean over long runs;
+    ``stable_fraction_starts``: the fraction of ``stable_starts``, the same test on the
+    start-date runs.
+    """
+    n_levels = truth.n_levels
+    variables = channel_variable(n_levels)
+    n_days = rollout.sizes["day"]
+    out_days, drifts = [], {"thetao": [], "so": []}
+    for s, start in enumerate(pd.DatetimeIndex(rollout["long_start"].values)):
+        run = rollout["long_prediction"].isel(long_start=s)
+        out = None
+        for first in range(0, n_days, block):
+            pred = run.isel(day=slice(first, first + block)).values
+            day = first_day_out_of_bounds(pred, mask, variables, bounds)
+            if day is not None:
+                out = first + day
+                break
+        out_days.append(out)
+        last_day = pd.DatetimeIndex([start + pd.Timedelta(days=int(run["day"].values[-1]))])
+        true, pred = truth.states(last_day)[0], run.isel(day=-1).values
+        for var in drifts:
+            sl = variable_slice(var, n_levels)
+            drifts[var].append(global_mean(pred[sl], weights[sl])
+                               - global_mean(true[sl], weights[sl]))
+    left = [d for d in out_days if d is not None]
+    rows = [
+        ("stable_fraction", "all", np.mean([d is None for d in out_days]), "1"),
+        ("first_day_out_of_bounds", "all", min(left) if left else np.nan, "day"),
+        ("drift_thetao", "thetao", np.mean(drifts["thetao"]), CF["thetao"]["units"]),
+        ("drift_so", "so", np.mean(drifts["so"]), CF["so"]["units"]),
+        ("stable_fraction_starts", "all", np.mean(stable_starts), "1"),
+    ]
+    return pd.DataFrame([{"metric": m, "variable": v, "level": -1, "depth": np.nan,
+                          "lead": np.nan, "value": x, "units": u} for m, v, x, u in rows])
+
+
+def read_scores(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate score CSVs, checking their columns; the error names the bad file."""
+    frames = []
+    for path in paths:
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise DataError(f"cannot read scores {path}: {err}") from None
+        if list(frame.columns) != SCORE_COLUMNS:
+            raise DataError(f"scores {path} has columns {list(frame.columns)}, "
+                            f"expected {SCORE_COLUMNS}")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--rollout", required=True, type=Path, help="rollouts/{model}.zarr")
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path, help="scores/{model}.csv")
+
+
+def cli_main(args: argparse.Namespace) -> None:
+    cfg = load(args.config)
+    from neuralogcm.rollout import open_rollout
+
+    rollout = open_rollout(args.rollout)
+    mask = xr.open_dataset(args.data_dir / "mask.nc")["mask"].values.astype(bool)
+    n_levels = mask.shape[0]
+    stats = xr.open_dataset(args.data_dir / "stats.nc")
+    channels = list(rollout["channel"].values)
+    std = stats["std"].sel(channel=channels).values.astype(np.float64)
+    truth = _Truth(args.data_dir, n_levels)
+    scores = score_rollout(rollout, truth, std, rollout["lat"].values,
+                           mask[channel_level(n_levels)], dict(cfg.evaluate.bounds))
+    scores.insert(0, "model", args.model)
+    with atomic_path(args.out) as tmp:
+        scores[SCORE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
+    log.info("wrote %d scores of %s to %s", len(scores), args.model, args.out)

@@ -1,0 +1,262 @@
+"""The paper's tables from the score CSVs, rollout stores and training histories.
+
+Every table is written twice, as ``<out>.csv`` and as ``<out>.md`` (the same numbers under a
+caption that says what they are):
+
+- ``table2``: the paper's Table 2, models x lead days, single-number RMSE over all channels in
+  normalised space.
+- ``variables``: RMSE in physical units of SST, SSS, the surface current vector, SSH and T and S at
+  the levels nearest ``evaluate.table_depths``, and ACC of SST, SSS and SSH, models x lead days.
+- ``stability``: the long runs' stability per model.
+- ``speed``: training seconds per step, rollout seconds per simulated day and simulated years per
+  day (SYPD) per model, labelled with the machines that measured them; the physics core alone as
+  the numerical-model reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from neuralogcm.config import Config, load
+from neuralogcm.errors import DataError
+from neuralogcm.io import atomic_path
+from neuralogcm.metrics import read_scores
+
+log = logging.getLogger(__name__)
+
+PHYSICS_CORE = "physics core (numerical reference)"
+DIVERGED = "diverged"  # a score that is NaN because a forecast became non-finite on the ocean
+
+
+def _model_order(cfg: Config, models) -> list[str]:
+    """Config order of the models present."""
+    present = set(models)
+    return [m for m in cfg.models if m in present]
+
+
+def _by_lead(rows: pd.DataFrame, cfg: Config, what: str) -> pd.DataFrame:
+    """Pivot rows (model, lead, value) to models x the configured table leads."""
+    leads = cfg.evaluate.leads
+    wide = rows.pivot_table(index="model", columns="lead", values="value", aggfunc="first")
+    missing = [lead for lead in leads if lead not in wide.columns]
+    if missing:
+        raise DataError(f"the scores have no {what} at lead days {missing} (evaluate.leads)")
+    wide = wide[leads].reindex(_model_order(cfg, wide.index))
+    wide.columns = [f"day {lead}" for lead in leads]
+    return wide
+
+
+def _describe_starts(cfg: Config) -> str:
+    ev, test = cfg.evaluate, cfg.data.years.test
+    years = f"{test[0]}" if test[0] == test[1] else f"{test[0]}-{test[1]}"
+    return (f"start dates every {ev.start_every_days} days from 1 January {years} "
+            f"(each run {ev.max_lead} days long, driven by the true forcing)")
+
+
+def table2(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
+    """Models x leads of the single-number normalised RMSE, and its captioned markdown."""
+    wide = _by_lead(scores[scores.metric == "rmse_norm"], cfg, "rmse_norm")
+    caption = (
+        "Table 2: RMSE over all ocean channels in normalised space (each channel's error divided "
+        "by its training standard deviation; mean square area-weighted by cos(latitude) over ocean "
+        "cells only, averaged over channels, then over the "
+        f"{_describe_starts(cfg)}, then square-rooted); lower is better. "
+        f"Test years {cfg.data.years.test[0]}-{cfg.data.years.test[1]}, run '{cfg.run}'. "
+        f"'{DIVERGED}': a forecast became non-finite."
+    )
+    return wide, f"{caption}\n\n{_markdown(wide, DIVERGED)}"
+
+
+def nearest_levels(depths: np.ndarray, targets: list[float]) -> list[int]:
+    return sorted({int(np.argmin(np.abs(depths - t))) for t in targets})
+
+
+def variable_rows(scores: pd.DataFrame, cfg: Config) -> list[tuple[str, str, str, pd.DataFrame]]:
+    """(quantity, metric, units, models x leads) for the per-variable tables."""
+    rmse = scores[scores.metric == "rmse"]
+    depths = np.sort(rmse.loc[rmse.variable == "thetao", "depth"].unique())
+    levels = nearest_levels(depths, cfg.evaluate.table_depths)
+
+    def pick(frame, var, level=0):
+        return frame[(frame.variable == var) & (frame.level == level)]
+
+    out = []
+    for var, name in (("thetao", "SST"), ("so", "SSS")):
+        out.append((name, "RMSE", pick(rmse, var).units.iloc[0], _by_lead(pick(rmse, var), cfg,
+                                                                            f"{name} RMSE")))
+    u, v = pick(rmse, "uo"), pick(rmse, "vo")
+    both = u.merge(v, on=["model", "lead"], suffixes=("_u", "_v"))
+    current = both.assign(value=np.hypot(both.value_u, both.value_v))  # sqrt(ms_u + ms_v)
+    out.append(("surface current (vector)", "RMSE", u.units.iloc[0],
+                _by_lead(current, cfg, "surface current RMSE")))
+    out.append(("SSH", "RMSE", pick(rmse, "zos").units.iloc[0],
+                _by_lead(pick(rmse, "zos"), cfg, "SSH RMSE")))
+    for level in levels:
+        if level == 0:
+            continue
+        for var, name in (("thetao", "T"), ("so", "S")):
+            rows = pick(rmse, var, level)
+            label = f"{name} at {rows.depth.iloc[0]:.0f} m"
+            out.append((label, "RMSE", rows.units.iloc[0], _by_lead(rows, cfg, f"{label} RMSE")))
+    accs = scores[scores.metric == "acc"]
+    for var, name in (("thetao", "SST"), ("so", "SSS"), ("zos", "SSH")):
+        out.append((name, "ACC", "1", _by_lead(pick(accs, var), cfg, f"{name} ACC")))
+    return out
+
+
+def variables_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
+    """All per-variable tables stacked (columns quantity, metric, units, model, day ...) and the
+    markdown text (one captioned table per quantity and metric)."""
+    blocks, text = [], [
+        "Per-variable scores of the test-year rollouts in physical units: RMSE area-weighted by "
+        "cos(latitude) over the ocean cells of each level, the mean square averaged over the "
+        f"{_describe_starts(cfg)} before the square root; the surface current RMSE is that of the "
+        "(u, v) vector. ACC: uncentred anomaly correlation against the day-of-year climatology "
+        "of the training years, averaged over start dates (1 is perfect).", ""]
+    for quantity, metric, units, wide in variable_rows(scores, cfg):
+        blocks.append(wide.reset_index().assign(quantity=quantity, metric=metric, units=units))
+        text += [f"### {quantity}: {metric} ({units})", "", _markdown(wide, DIVERGED), ""]
+    frame = pd.concat(blocks, ignore_index=True)
+    first = ["quantity", "metric", "units", "model"]
+    frame = frame[first + [c for c in frame.columns if c not in first]].set_index("quantity")
+    return frame, "\n".join(text)
+
+
+def stability_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
+    """Per model: fraction of stable long runs, first day out of bounds, drifts of the global
+    means, and the fraction of stable start-date runs; and the captioned markdown."""
+    columns = {
+        "stable_fraction": f"stable fraction ({cfg.evaluate.long_rollout_days}-day runs)",
+        "first_day_out_of_bounds": "first day out of bounds",
+        "drift_thetao": "global-mean T drift (degC)",
+        "drift_so": "global-mean S drift (1e-3)",
+        "stable_fraction_starts": f"stable fraction ({cfg.evaluate.max_lead}-day runs)",
+    }
+    rows = scores[scores.metric.isin(list(columns))]
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first",
+                            dropna=False)
+    wide = wide.reindex(index=_model_order(cfg, wide.index), columns=list(columns))
+    wide.columns = list(columns.values())
+    bounds = ", ".join(f"{v} [{lo:g}, {hi:g}]" for v, (lo, hi) in cfg.evaluate.bounds.items())
+    caption = (
+        f"Stability of the {cfg.evaluate.long_rollout_days}-day runs from 1 January of each test "
+        "year: a run is stable when every ocean value stays finite and within the physical bounds "
+        f"({bounds}) on every day; the first day out of bounds is empty when no run leaves them. "
+        "Drift: forecast minus true global mean (area-weighted over the ocean cells of all "
+        "levels) on the last day of the run. The last column applies the same test to the "
+        "start-date runs."
+    )
+    shown = wide.astype(object).where(wide.notna(), DIVERGED)
+    shown[columns["first_day_out_of_bounds"]] = wide[columns["first_day_out_of_bounds"]].map(
+        lambda day: "never" if np.isnan(day) else f"{day:.0f}")
+    return wide, f"{caption}\n\n{_markdown(shown)}"
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    try:
+        history = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"cannot read training history {path}: {err}") from None
+    for column in ("epoch", "valid_loss", "seconds"):
+        if column not in history:
+            raise DataError(f"training history {path} has no column {column!r}")
+    return history
+
+
+def train_steps_per_epoch(cfg: Config, data_dir: Path) -> int:
+    """Optimiser steps of one one-day-window training epoch on one of the
+    ``resources.train.gpu`` processes (at least one), as ``neuralogcm train`` samples them."""
+    from neuralogcm.data import OceanData, WindowDataset
+    from neuralogcm.train import EpochSampler
+
+    tc = cfg.train
+    windows = WindowDataset(OceanData(data_dir), cfg.data.years.split("train"), steps=1)
+    world = max(cfg.resources.train.gpu, 1)
+    return EpochSampler(windows, world, 0, tc.seed, tc.batch_size, tc.max_steps_per_epoch).steps
+
+
+def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg: Config
+                ) -> tuple[pd.DataFrame, str]:
+    """Speed per model from the rollout stores' attributes and the training histories, and the
+    captioned markdown."""
+    from neuralogcm.rollout import open_rollout
+
+    steps = train_steps_per_epoch(cfg, data_dir)
+    rows, reference = [], None
+    for store, history_path in zip(rollouts, histories, strict=True):
+        attrs = open_rollout(store).attrs
+        history = read_history(history_path)
+        one_day = history[history.epoch <= cfg.train.epochs]  # not the multistep fine-tuning
+        rows.append({
+            "model": attrs["model"],
+            "train_seconds_per_step": one_day.seconds.mean() / steps,
+            "rollout_seconds_per_simulated_day": attrs["seconds_per_simulated_day"],
+            "simulated_years_per_day": attrs["simulated_years_per_day"],
+            "train_machine": history["machine"].iloc[-1] if "machine" in history
+            else "not recorded",
+            "rollout_machine": f"{attrs['hostname']}: {attrs['device_name']}",
+        })
+        if reference is None and "physics_core_seconds_per_simulated_day" in attrs:
+            reference = {
+                "model": PHYSICS_CORE,
+                "train_seconds_per_step": np.nan,
+                "rollout_seconds_per_simulated_day":
+                    attrs["physics_core_seconds_per_simulated_day"],
+                "simulated_years_per_day": attrs["physics_core_simulated_years_per_day"],
+                "train_machine": "",
+                "rollout_machine": rows[-1]["rollout_machine"],
+            }
+    frame = pd.DataFrame(rows + ([reference] if reference else [])).set_index("model")
+    caption = (
+        "Speed: training wall seconds per optimiser step (the mean one-day-window epoch time "
+        f"from history.csv, validation included, over its {steps} steps of batch "
+        f"{cfg.train.batch_size} per process), rollout wall seconds per simulated day of one "
+        "simulation (the long run alone in its batch, disk writes excluded) and simulated years "
+        "per day (SYPD = 86400 / seconds per simulated day / 365), on the machines named. "
+        + (f"The '{PHYSICS_CORE}' row steps the physics core alone (fixed coefficients, "
+           f"{cfg.physics.substeps} substeps a day) in physical units for "
+           f"{cfg.evaluate.speed_days} days." if reference else
+           "No model has a physics core, so there is no numerical reference row.")
+    )
+    return frame, f"{caption}\n\n{_markdown(frame)}"
+
+
+def _markdown(frame: pd.DataFrame, missing: str = "") -> str:
+    """The table as markdown, ``missing`` where a value is NaN."""
+    return frame.astype(object).where(frame.notna(), missing).to_markdown(floatfmt=".4g")
+
+
+def write_table(frame: pd.DataFrame, markdown: str, out: Path) -> None:
+    """Write ``out`` (.csv) and its .md sibling atomically."""
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, float_format="%.6g", index=frame.index.name is not None)
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown.rstrip() + "\n")
+
+
+def cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("table", choices=["table2", "variables", "stability", "speed"])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--scores", nargs="+", type=Path, default=[], help="scores/{model}.csv")
+    parser.add_argument("--rollouts", nargs="+", type=Path, default=[],
+                        help="speed: rollouts/{model}.zarr")
+    parser.add_argument("--histories", nargs="+", type=Path, default=[],
+                        help="speed: models/{model}/history.csv, in the order of --rollouts")
+    parser.add_argument("--data-dir", type=Path, help="speed: the data stores")
+    parser.add_argument("--out", required=True, type=Path, help="<name>.csv (and <name>.md)")
+
+
+def cli_main(args: argparse.Namespace) -> None:
+    cfg = load(args.config)
+    if args.table == "speed":
+        frame, markdown = speed_table(args.rollouts, args.histories, args.data_dir, cfg)
+    else:
+        build = {"table2": table2, "variables": variables_table, "stability": stability_table}
+        frame, markdown = build[args.table](read_scores(args.scores), cfg)
+    write_table(frame, markdown, args.out)
+    log.info("wrote %s and %s", args.out, args.out.with_suffix(".md"))

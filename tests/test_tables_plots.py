@@ -1,0 +1,178 @@
+"""The table and plot verbs on known scores, histories and rollouts of the tiny data stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from test_rollout import _config, _rollout
+
+from neuralogcm.channels import channel_level, channel_variable
+from neuralogcm.cli import main as cli
+from neuralogcm.config import load
+from neuralogcm.data import OceanData
+from neuralogcm.metrics import SCORE_COLUMNS
+from neuralogcm.tables import speed_table, table2, variable_rows
+
+LEADS = np.arange(1, 21)
+MODELS = ["neuralogcm", "unet"]
+
+
+def _fake_scores(model: str, offset: float, depths=(0.494025, 40.34405)) -> pd.DataFrame:
+    """Scores whose value encodes what they are: rmse = offset + lead / 100 + channel / 1000."""
+    n_levels = len(depths)
+    variables = channel_variable(n_levels)
+    levels = channel_level(n_levels)
+    rows = []
+    for lead in LEADS:
+        rows.append((model, "rmse_norm", "all", -1, np.nan, lead, offset + lead / 100, "1"))
+        for c, (var, level) in enumerate(zip(variables, levels, strict=True)):
+            depth = 0.0 if var == "zos" else depths[level]
+            value = offset + lead / 100 + c / 1000
+            rows.append((model, "rmse", var, level, depth, lead, value, "x"))
+            if var in ("so", "thetao", "zos"):
+                rows.append((model, "acc", var, level, depth, lead, 1 - value / 10, "1"))
+    rows.append((model, "stable_fraction", "all", -1, np.nan, np.nan, float(offset < 1), "1"))
+    rows.append((model, "first_day_out_of_bounds", "all", -1, np.nan, np.nan,
+                 np.nan if offset < 1 else 42, "day"))
+    for metric in ("drift_thetao", "drift_so", "stable_fraction_starts"):
+        rows.append((model, metric, "all", -1, np.nan, np.nan, offset, "1"))
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+@pytest.fixture
+def scores():
+    return pd.concat([_fake_scores("unet", 2.0), _fake_scores("neuralogcm", 0.0)])
+
+
+def test_table2_picks_the_normalised_rmse_at_the_configured_leads(tiny_config, scores):
+    cfg = _config(tiny_config)  # leads 5 and 20
+    cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
+    wide, markdown = table2(scores, cfg)
+    assert list(wide.index) == MODELS  # config order, not score order
+    assert list(wide.columns) == ["day 5", "day 20"]
+    np.testing.assert_allclose(wide.values, [[0.05, 0.20], [2.05, 2.20]])
+    assert "normalised space" in markdown and "every 100 days" in markdown
+    blown = scores.copy()
+    blown.loc[(blown.model == "unet") & (blown.lead == 20), "value"] = np.nan
+    wide, markdown = table2(blown, cfg)
+    assert np.isnan(wide.loc["unet", "day 20"])
+    last_row = [cell.strip() for cell in markdown.splitlines()[-1].split("|")[1:-1]]
+    assert last_row == ["unet", "2.05", "diverged"]
+
+
+def test_variable_tables(tiny_config, scores):
+    cfg = _config(tiny_config, table_depths=[0, 40])
+    cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
+    tables = {(q, m): w for q, m, _, w in variable_rows(scores, cfg)}
+    assert list(tables) == [("SST", "RMSE"), ("SSS", "RMSE"), ("surface current (vector)", "RMSE"),
+                            ("SSH", "RMSE"), ("T at 40 m", "RMSE"), ("S at 40 m", "RMSE"),
+                            ("SST", "ACC"), ("SSS", "ACC"), ("SSH", "ACC")]
+    # channels: so 0,1; uo 2,3; vo 4,5; thetao 6,7; zos 8
+    assert tables["SST", "RMSE"].loc["unet", "day 5"] == pytest.approx(2.05 + 0.006)
+    assert tables["T at 40 m", "RMSE"].loc["neuralogcm", "day 20"] == pytest.approx(0.2 + 0.007)
+    u, v = 0.05 + 0.002, 0.05 + 0.004
+    assert tables["surface current (vector)", "RMSE"].loc["neuralogcm", "day 5"] == (
+        pytest.approx(np.hypot(u, v)))
+    assert tables["SSH", "ACC"].loc["neuralogcm", "day 20"] == pytest.approx(1 - 0.208 / 10)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_data_dir):
+    """Rollouts, scores and histories of two drifting 'models' through the verbs."""
+    from conftest import TINY_CONFIG
+
+    root = tmp_path_factory.mktemp("evaluated")
+    data = OceanData(tiny_data_dir)
+    config = dict(TINY_CONFIG)
+    cfg = _config(config)
+    cfg = cfg.model_copy(update={"models": {"neuralogcm": {"arch": "unet"},
+                                            "unet": {"arch": "unet"}}})
+    config_file = root / "config.json"
+    config_file.write_text(cfg.model_dump_json())
+    paths = {}
+    for name, stateful in (("neuralogcm", False), ("unet", True)):
+        store = _rollout(root, cfg, data, stateful, name)
+        out = root / "scores" / f"{name}.csv"
+        assert cli(["score", "--config", str(config_file), "--model", name, "--rollout",
+                    str(store), "--data-dir", str(tiny_data_dir), "--out", str(out)]) == 0
+        history = root / "models" / name / "history.csv"
+        history.parent.mkdir(parents=True)
+        pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.4],
+                      "valid_loss": [0.9, 0.6, 0.5] if stateful else [0.8, 0.3, 0.2],
+                      "seconds": [6.0, 9.0, 12.0],
+                      **({} if stateful else {"kappa": [1e3, 1.5e3, 2e3],
+                                              "viscosity": [1e4, 9e3, 8e3]})}).to_csv(
+            history, index=False)
+        paths[name] = {"rollout": store, "scores": out, "history": history}
+    return root, config_file, paths, cfg
+
+
+def _run(*args):
+    assert cli([str(a) for a in args]) == 0
+
+
+def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
+    root, config, paths, cfg = evaluated
+    scores = [p["scores"] for p in paths.values()]
+    for name in ("table2", "variables", "stability"):
+        _run("table", name, "--config", config, "--scores", *scores, "--out",
+             root / "tables" / f"{name}.csv")
+    t2 = pd.read_csv(root / "tables" / "table2.csv", index_col=0)
+    assert list(t2.index) == MODELS and list(t2.columns) == ["day 5", "day 20"]
+    assert (t2["day 20"] > t2["day 5"]).all()  # drifting forecasts get worse with lead
+    assert t2.loc["unet", "day 20"] > t2.loc["neuralogcm", "day 20"]  # n(n+1)/2 drift is worse
+    assert (root / "tables" / "table2.md").read_text().startswith("Table 2: RMSE over all")
+    variables = (root / "tables" / "variables.md").read_text()
+    assert "### SST: RMSE (degrees_C)" in variables and "### SSH: ACC (1)" in variables
+    stability = pd.read_csv(root / "tables" / "stability.csv", index_col=0)
+    # the stateful drift adds n (n + 1) / 2 STEP std: its year-long run leaves the bounds
+    assert stability.iloc[:, 0].tolist() == [1.0, 0.0]
+    assert np.isnan(stability.iloc[0, 1]) and 20 < stability.iloc[1, 1] < 365
+    assert "| never " in (root / "tables" / "stability.md").read_text()
+
+
+def test_speed_table(evaluated, tiny_data_dir):
+    root, config, paths, cfg = evaluated
+    frame, markdown = speed_table([p["rollout"] for p in paths.values()],
+                                 [p["history"] for p in paths.values()], tiny_data_dir, cfg)
+    # train 2018: 364 one-day windows, batch 4 -> 91 steps, cut to max_steps_per_epoch = 3;
+    # train.epochs = 2: the third epoch of the history would be multistep fine-tuning.
+    assert frame.loc["neuralogcm", "train_seconds_per_step"] == pytest.approx((6 + 9) / 2 / 3)
+    sec = frame.loc["unet", "rollout_seconds_per_simulated_day"]
+    assert frame.loc["unet", "simulated_years_per_day"] == pytest.approx(86400 / sec / 365)
+    assert "3 steps of batch 4" in markdown
+
+
+def test_figures(evaluated, tiny_data_dir):
+    root, config, paths, cfg = evaluated
+    figures = root / "figures"
+    histories = [p["history"] for p in paths.values()]
+    _run("plot", "fig3", "--config", config, "--histories", *histories,
+         "--out", figures / "fig3.png")
+    _run("plot", "coefficients", "--config", config, "--histories", *histories,
+         "--out", figures / "coefficients.png")
+    _run("plot", "rmse_vs_lead", "--config", config, "--scores",
+         *[p["scores"] for p in paths.values()], "--out", figures)
+    _run("plot", "fig4", "--config", config, "--rollouts",
+         *[p["rollout"] for p in paths.values()], "--data-dir", tiny_data_dir,
+         "--out", figures / "fig4.png")
+    names = sorted(p.name for p in figures.iterdir())
+    assert names == sorted(["fig3.png", "coefficients.png", "fig4.png"]
+                           + [f"rmse_vs_lead_{v}.png"
+                              for v in ("so", "uo", "vo", "thetao", "zos", "all")])
+    fig4 = imread(figures / "fig4.png")
+    assert fig4.shape[1] > 1.5 * fig4.shape[0]  # three panels side by side, two rows
+
+
+def test_fig4_refuses_a_day_the_long_run_lacks(evaluated, tmp_path, tiny_data_dir, capsys):
+    root, config, paths, cfg = evaluated
+    evaluate = cfg.evaluate.model_dump() | {"fig4_day": 400, "long_rollout_days": 400}
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(load(cfg.model_dump() | {"evaluate": evaluate}).model_dump_json())
+    assert cli(["plot", "fig4", "--config", str(bad_file), "--rollouts",
+                str(paths["unet"]["rollout"]), "--data-dir", str(tiny_data_dir),
+                "--out", str(tmp_path / "f.png")]) == 1
+    assert "no day 400 (evaluate.fig4_day)" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()
