@@ -130,7 +130,7 @@ def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
     # the stateful drift adds n (n + 1) / 2 STEP std: its year-long run leaves the bounds
     assert stability.iloc[:, 0].tolist() == [1.0, 0.0]
     assert np.isnan(stability.iloc[0, 1]) and 20 < stability.iloc[1, 1] < 365
-    assert "| never " in (root / "tables" / "stability.md").read_text()
+    assert " never |" in (root / "tables" / "stability.md").read_text()
 
 
 def test_speed_table(evaluated, tiny_data_dir):

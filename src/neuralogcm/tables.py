@@ -146,15 +146,15 @@ def stability_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, st
     caption = (
         f"Stability of the {cfg.evaluate.long_rollout_days}-day runs from 1 January of each test "
         "year: a run is stable when every ocean value stays finite and within the physical bounds "
-        f"({bounds}) on every day; the first day out of bounds is empty when no run leaves them. "
+        f"({bounds}) on every day; 'never': no run leaves them. "
         "Drift: forecast minus true global mean (area-weighted over the ocean cells of all "
         "levels) on the last day of the run. The last column applies the same test to the "
         "start-date runs."
     )
-    shown = wide.astype(object).where(wide.notna(), DIVERGED)
-    shown[columns["first_day_out_of_bounds"]] = wide[columns["first_day_out_of_bounds"]].map(
-        lambda day: "never" if np.isnan(day) else f"{day:.0f}")
-    return wide, f"{caption}\n\n{_markdown(shown)}"
+    first_day = columns["first_day_out_of_bounds"]
+    shown = wide.assign(**{first_day: wide[first_day].map(
+        lambda day: "never" if np.isnan(day) else f"{day:.0f}")})
+    return wide, f"{caption}\n\n{_markdown(shown, DIVERGED)}"
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -227,8 +227,14 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
 
 
 def _markdown(frame: pd.DataFrame, missing: str = "") -> str:
-    """The table as markdown, ``missing`` where a value is NaN."""
-    return frame.astype(object).where(frame.notna(), missing).to_markdown(floatfmt=".4g")
+    """The table as markdown: numbers to 4 significant digits, ``missing`` where one is NaN."""
+
+    def cell(value):
+        if isinstance(value, float | np.floating):
+            return missing if np.isnan(value) else f"{value:.4g}"
+        return value
+
+    return frame.map(cell).to_markdown(colalign=["left"] + ["right"] * frame.shape[1])
 
 
 def write_table(frame: pd.DataFrame, markdown: str, out: Path) -> None:
