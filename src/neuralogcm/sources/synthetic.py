@@ -655,6 +655,9 @@ class Ocean:
 
         The stencil stops at land: a neighbour behind a land cell is replaced by the last
         value on the water side (zero-gradient), so no value leaks across a land barrier.
+        The result is limited to the range of the cell and its two neighbours (a 1-D
+        universal limiter): QUICKEST alone overshoots where a divergent current runs into a
+        dead-end coastal cell, and years of such overshoots drove S there past 45.
         """
         back1, back2, ahead1, ahead2 = self._stencil_open[axis]
         m1 = np.where(back1, np.roll(x, 1, axis), x)
@@ -662,7 +665,8 @@ class Ocean:
         p1 = np.where(ahead1, np.roll(x, -1, axis), x)
         p2 = np.where(ahead2, np.roll(x, -2, axis), p1)
         w0, w_a1, w_s1, w_a2, w_s2 = weights
-        return w0 * x + w_a1 * (p1 - m1) + w_s1 * (p1 + m1) + w_a2 * (p2 - m2) + w_s2 * (p2 + m2)
+        new = w0 * x + w_a1 * (p1 - m1) + w_s1 * (p1 + m1) + w_a2 * (p2 - m2) + w_s2 * (p2 + m2)
+        return np.clip(new, np.minimum(np.minimum(m1, x), p1), np.maximum(np.maximum(m1, x), p1))
 
     def step(self, u: np.ndarray, v: np.ndarray, forcing: dict[str, np.ndarray], t: float,
              order: int = 0) -> None:
