@@ -9,8 +9,9 @@ if CFG.data.source == "synthetic":
 
     rule synthesize:
         output:
-            expand(f"{RUN}/raw/{{source}}/{{year}}/{{month}}.nc",
-                   source=["era5", "glorys"], year=YEARS, month=MONTHS),
+            [maybe_temp(path) for path in expand(f"{RUN}/raw/{{source}}/{{year}}/{{month}}.nc",
+                                                 source=["era5", "glorys"], year=YEARS,
+                                                 month=MONTHS)],
         params:
             config=CONFIG_FILE,
             digest=digest("data"),
