@@ -23,6 +23,8 @@ if CFG.data.source == "synthetic":
         benchmark:
             f"{BENCH}/synthesize.tsv"
         threads: 1
+        resources:
+            **CFG.resources.rule_resources("default"),
         shell:
             "neuralogcm synthesize --config {params.config} --out-dir {params.out_dir} > {log} 2>&1"
 
@@ -51,6 +53,8 @@ elif CFG.data.source == "download":
         benchmark:
             f"{BENCH}/download/{{source}}_{{year}}_{{month}}.tsv"
         threads: 1
+        resources:
+            **CFG.resources.rule_resources("default"),
         shell:
             "neuralogcm download {wildcards.source} --config {params.config} --year {wildcards.year}"
             " --month {wildcards.month} --out {output} > {log} 2>&1"
