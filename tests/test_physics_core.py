@@ -42,8 +42,12 @@ def test_forward_contract(demo):
     single = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=6))
     increment32 = single(state.float())
     assert increment32.dtype == torch.float32
-    scale = increment.abs().amax(dim=(0, 2, 3), keepdim=True).clamp(min=1e-12)
-    assert ((increment32.double() - increment) / scale).abs().amax() < 1e-4
+    # (to 1e-4 of the increment, or to the round-off of the float32 state, S ~ 35, over the
+    # sub-steps' updates where the increment is small: a uniform tracer does not move)
+    scale = increment.abs().amax(dim=(0, 2, 3), keepdim=True)
+    round_off = 4 * 6 * torch.finfo(torch.float32).eps * state.abs().amax(dim=(0, 2, 3),
+                                                                           keepdim=True)
+    assert torch.all((increment32.double() - increment).abs() <= 1e-4 * scale + round_off)
     # a batch is a batch: each sample steps as if alone
     pair = core(torch.cat([state, 0.5 * state]))
     assert torch.allclose(pair[:1], increment, rtol=0, atol=1e-12)

@@ -3,14 +3,16 @@ horizontal diffusion on the sphere, with learnable diffusion and viscosity coeff
 
 Equations, per depth level, on the sphere of radius a (lat phi, lon lambda, x east, y north):
 
-    dq/dt = -div(u q) + div(kappa grad q)                        q = T, S (flux form)
+    dq/dt = -div(u q) + q div(u) + div(kappa grad q)            q = T, S
     du/dt = -(u.grad) u + (f + u tan(phi)/a) v - dP/dx + nu (grad div - curl curl)_x u
     dv/dt = -(u.grad) v - (f + u tan(phi)/a) u - dP/dy + nu (grad div - curl curl)_y u
     P = g eta [+ g int_0^z rho'/rho0 dz  with rho'/rho0 = -alpha (T - T0) + beta (S - S0)]
 
-Tracers are in flux form, so the core conserves their area integral exactly (to round-off);
-where the horizontal flow converges they also accumulate (-q div u), a change that the real
-ocean balances by vertical motion, which the core does not have.
+Tracer advection is the flux form plus q div(u), with div(u) from the same face velocities: the
+advective form -u.grad q, so a uniform tracer stays exactly uniform even though each level's
+horizontal flow is divergent (the real ocean balances that divergence by vertical motion, which
+the core does not have). For a discretely non-divergent flow the extra term vanishes and the
+core conserves the tracers' area integral exactly (to round-off); diffusion always does.
 
 SSH is held: the core has no continuity equation (a free surface would add gravity waves of
 200 m/s that no affordable sub-step resolves), so eta only enters the pressure gradient and its
@@ -189,15 +191,20 @@ class PhysicsCore(GeometryModule):
             momentum = ops.viscous_metric(velocity, gradient[0], coef[2:]) - ops.divergence(
                 trans_e[:, 2:], trans_n[:, 2:])
             tracers = (trans_e[:, :2], trans_n[:, :2])
+        convergence = 0.0
         if adv:
-            adv_e, adv_n = ops.advective_transports(
+            adv_e, adv_n, vol_e, vol_n = ops.advective_transports(
                 [e[:, :2] for e in east], [n[:, :2] for n in north],
-                [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
+                [e[:, 2:3] for e in east], [n[:, 3:4] for n in north], volume=True,
             )
             tracers = (adv_e, adv_n) if not diff else (tracers[0] + adv_e, tracers[1] + adv_n)
+            # -div(u q) + q div(u) = -u.grad q: a level's horizontal flow is divergent (the
+            # vertical velocity that balances it is not modelled), and without this term a
+            # uniform tracer would pile up where the flow converges.
+            convergence = y[:, :2] * ops.divergence(vol_e, vol_n)
             momentum = momentum + ops.momentum_advection(
                 zonal, merid, gradient, y[:, 2:3], y[:, 3:4])
-        return torch.cat([-ops.divergence(*tracers), momentum], 1) * ops.mask
+        return torch.cat([convergence - ops.divergence(*tracers), momentum], 1) * ops.mask
 
     def _substep(self, y, eta, coef, force):
         """One Strang-split sub-step: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation."""

@@ -11,7 +11,8 @@ accurate in the polar rows; fluxes through the pole itself vanish because the fa
 length. A face is open when the cells on both sides are ocean at that level: land faces carry
 no flux, so the flux-form operators conserve the area integral exactly.
 
-Schemes: tracer face values third-order upwind biased (flux form); momentum advection in
+Schemes: tracer face values third-order upwind biased (flux form; the physics core subtracts
+q div(u) computed from the same face velocities, so a uniform tracer stays uniform); momentum advection in
 advective form with third-order upwind-biased derivatives; diffusion in flux form with
 fourth-order face gradients and a fourth-order divergence correction (faded out towards the
 poles, so the Laplacian is second order overall with a small error constant); a masked centred
@@ -250,19 +251,25 @@ class SphereOperators(GeometryModule):
         trans_n = trans_n * self.keep_n - neighbours * self.corr_n
         return trans_e, trans_n
 
-    def advective_transports(self, east: list, north: list, east_u: list, north_v: list):
+    def advective_transports(self, east: list, north: list, east_u: list, north_v: list,
+                             volume: bool = False):
         """Transports u q times face length through the open faces, [q] m^2/s.
 
         east, north: face stencils of q; east_u, north_v: face stencils of u and v (m/s; the
         face velocity is the mean of the two adjacent centres). Face values are third-order
         upwind biased where the four-cell stencil is ocean, centred second order otherwise; the
-        zonal fluxes pass the polar filter.
+        zonal fluxes pass the polar filter. With ``volume`` also the volume transports u times
+        face length (m^3/s per m of depth, polar-filtered alike), the transports of q = 1: the
+        scheme is exact for a uniform q, so ``q div(volume)`` cancels the flux divergence of a
+        uniform field exactly.
         """
         u_face = (east_u[1] + east_u[2]) * self.half_open_e
         v_face = (north_v[1] + north_v[2]) * self.half_len_n
         flux_e = _upwind3_flux(u_face, *east, self.centred_e, self.upwind_e)
         trans_e = self.polar_filter(flux_e) * self.len_e
         trans_n = _upwind3_flux(v_face, *north, self.centred_n, self.upwind_n)
+        if volume:
+            return trans_e, trans_n, self.polar_filter(u_face) * self.len_e, v_face
         return trans_e, trans_n
 
     def tracer_transports(
