@@ -11,8 +11,8 @@ accurate in the polar rows; fluxes through the pole itself vanish because the fa
 length. A face is open when the cells on both sides are ocean at that level: land faces carry
 no flux, so the flux-form operators conserve the area integral exactly.
 
-Schemes: tracer face values third-order upwind biased (flux form; the physics core subtracts
-q div(u) computed from the same face velocities, so a uniform tracer stays uniform); momentum advection in
+Schemes: tracer face values third-order upwind biased (flux form; the physics core adds
+q div(u) from the same face velocities, so a uniform tracer stays uniform); momentum advection in
 advective form with third-order upwind-biased derivatives; diffusion in flux form with
 fourth-order face gradients and a fourth-order divergence correction (faded out towards the
 poles, so the Laplacian is second order overall with a small error constant); a masked centred
