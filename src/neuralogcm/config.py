@@ -58,7 +58,7 @@ class SyntheticSource(Section):
     seed: int = 0
     ocean_resolution: float = 2.0  # deg, native GLORYS-format grid (finer than the target)
     atmosphere_resolution: float = 2.0  # deg, native ERA5-format grid
-    spinup_days: int = Field(60, ge=0)
+    spinup_days: int = Field(365, ge=0)
     diffusivity: float = Field(2000.0, gt=0)  # m^2/s, the known tracer diffusivity
 
 
