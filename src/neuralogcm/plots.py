@@ -210,7 +210,9 @@ def coefficients_figure(histories: dict[str, pd.DataFrame], cfg: Config, out: Pa
                 ax.plot(histories[name].epoch, histories[name][column], linestyle=dashes[name],
                         marker="o", markersize=2.5, linewidth=1.4,
                         color="k" if level is None else colour(level))
-        ax.set_yscale("log")
+        values = [histories[n][c] for n in models for _, c in columns[n].get(family, [])]
+        if np.nanmax(np.concat(values)) > 10 * np.nanmin(np.concat(values)):
+            ax.set_yscale("log")
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
