@@ -71,7 +71,9 @@ def test_history_and_best_checkpoint(reference, tiny_data_dir):
     out, losses, history = reference
     assert len(losses) == 6
     table = pd.read_csv(out / "history.csv")
-    assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", *COEFFICIENTS]
+    assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
+                                   *COEFFICIENTS]
+    assert table.machine.str.endswith("x 1 processes").all()
     pd.testing.assert_frame_equal(table, history)
     assert table["epoch"].tolist() == [1, 2]
     np.testing.assert_allclose(table["train_loss"], [np.mean(losses[:3]), np.mean(losses[3:])])
@@ -260,7 +262,7 @@ def test_multistep_fine_tuning_of_a_stateful_baseline(tiny_data_dir, tmp_path, m
     history = train(load(tiny_config), "convlstm", tiny_data_dir, tmp_path)
     assert len(losses) == 2 + 2 * 3  # one day per step, then three
     np.testing.assert_allclose(history["train_loss"], [np.mean(losses[:2]), np.mean(losses[2:])])
-    assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds"]
+    assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine"]
 
 
 def test_dataloader_workers_give_the_same_run(reference, tiny_data_dir, tmp_path, monkeypatch,

@@ -52,6 +52,7 @@ from neuralogcm.errors import DataError, UserError
 from neuralogcm.io import atomic_path
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.models.registry import build_model
+from neuralogcm.rollout import machine_label
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +417,12 @@ class Trainer:
         self.model.train()
         return total / count
 
+    @property
+    def machine(self) -> str:
+        """Where the epoch ran, for the speed table: host, processor, processes."""
+        label = machine_label(self.procs.device)
+        return f"{label['hostname']}: {label['device_name']} x {self.procs.world} processes"
+
     def run_epoch(self, stop: StopSignals) -> None:
         """The rest of the current epoch's steps, validation, outputs and last.pt."""
         p = self.progress
@@ -428,7 +435,7 @@ class Trainer:
                 f"stopped without saving, {self.last_path} keeps the last good state")
         row = {"epoch": p.epoch + 1, "train_loss": p.loss_sum / max(p.step, 1),
                "valid_loss": valid, "seconds": time.perf_counter() - started,
-               **self.model.physical_coefficients()}
+               "machine": self.machine, **self.model.physical_coefficients()}
         improved = valid < p.best_valid
         if improved:
             p.best_valid = valid
@@ -500,7 +507,7 @@ class Trainer:
         return pd.DataFrame(self.progress.history)
 
 
-ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds")
+ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "machine")
 
 
 def train(cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Path,
