@@ -66,7 +66,7 @@ def channel_level(n_levels: int) -> np.ndarray:
 
 
 def periodic_channel_index(n_levels: int) -> np.ndarray:
-    """Positions of the periodic channels (S, T, SSH) within the ocean channels, shape (2 L + 1,)."""
+    """Positions of the periodic channels (S, T, SSH) in the ocean channels, shape (2 L + 1,)."""
     names = channel_variable(n_levels)
     return np.array([i for v in PERIODIC for i, n in enumerate(names) if n == v])
 

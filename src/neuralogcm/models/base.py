@@ -43,9 +43,10 @@ class ModelContext:
 class ForecastModel(nn.Module):
     """Steps a normalised ocean state one day forward.
 
-    ``forward(state, forcing, doy, doy_next, hidden)`` takes state (B, C, H, W), forcing (B, F, H, W)
-    at day t, the climatology day index of t and of t + 1 (B,) long in 0..364, and an optional
-    recurrent hidden state; it returns (next state (B, C, H, W) with land 0, next hidden or None).
+    ``forward(state, forcing, doy, doy_next, hidden)`` takes state (B, C, H, W), forcing
+    (B, F, H, W) at day t, the climatology day index of t and of t + 1 (B,) long in 0..364,
+    and an optional recurrent hidden state; it returns (next state (B, C, H, W) with land 0,
+    next hidden or None).
     """
 
     stateful = False  # True when the hidden state must be carried through a rollout
