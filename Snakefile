@@ -11,7 +11,12 @@ from neuralogcm.config import ConfigError, load as load_config
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# The run's config is config/config.yaml (the demo) only when no --configfile is given; given
+# ones replace it wholly (several are merged in the order given), so a run config is complete on
+# its own. --config KEY=VALUE overrides either.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 try:
@@ -26,6 +31,10 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onstart:
+    write_config_files()
 
 
 rule all:

@@ -15,12 +15,17 @@ exactly zero and their standard deviation 0). Its format is exactly the contract
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
 from neuralogcm.channels import (
     CF,
@@ -172,3 +177,71 @@ TINY_CONFIG = {
 def tiny_config():
     """A config mapping for ``tiny_data_dir`` (a fresh deep copy per test)."""
     return copy.deepcopy(TINY_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow: the real `snakemake` command in a copy of the repository (test_data_dag.py,
+# test_workflow*.py)
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs")
+
+# A tiny complete run: four synthetic years (two training years, which the climatology needs),
+# a 12-degree grid, two levels, a baseline and the hybrid (the one with the physics core), one
+# short epoch, short rollouts. The whole DAG, to Table 2 and the figures, in about a minute.
+DAG_CONFIG = {
+    "run": "dagtest",
+    "data": {
+        "source": "synthetic",
+        "years": {"train": [2017, 2018], "valid": [2019, 2019], "test": [2020, 2020]},
+        "depths": [0.494025, 155.8507],
+        "keep_raw": True,
+        "synthetic": {"seed": 0, "ocean_resolution": 5.0, "atmosphere_resolution": 5.0,
+                      "spinup_days": 0},
+    },
+    "grid": {"resolution": 12.0, "regrid_method": "bilinear", "na_thres": 0.5},
+    "physics": {"substeps": 2},
+    "models": {"unet": {"arch": "unet", "width": 8, "depth": 2},
+               "neuralogcm": {"arch": "neuralogcm", "width": 8, "depth": 1, "heads": 2,
+                              "attention_layers": 1}},
+    "train": {"epochs": 1, "batch_size": 4, "max_steps_per_epoch": 2, "valid_stride_days": 73,
+              "num_workers": 0, "cache_gb": 0, "amp": False},
+    "evaluate": {"start_every_days": 120, "leads": [1, 5], "max_lead": 5, "long_rollout_days": 10,
+                 "fig4_day": 10, "speed_days": 2},
+}
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the repository's workflow (Snakefile, rules, configs, envs) in ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def snakemake(workdir: Path, *args, check: bool = True) -> subprocess.CompletedProcess:
+    """`snakemake ARGS` run in ``workdir`` (2 cores); with ``check``, it must succeed."""
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *map(str, args)],
+                         cwd=workdir, capture_output=True, text=True)
+    if check and run.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}"
+                         for p in sorted(workdir.glob("results/*/logs/**/*.log")))
+        pytest.fail(f"snakemake {' '.join(map(str, args))} failed:\n{run.stderr[-5000:]}\n{logs}")
+    return run
+
+
+@pytest.fixture(scope="session")
+def dag_workdir(tmp_path_factory) -> Path:
+    """A copy of the repository in which the whole DAG of DAG_CONFIG (dag.yaml) has run."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    snakemake(workdir, "--configfile", write_config(workdir / "dag.yaml", DAG_CONFIG))
+    return workdir

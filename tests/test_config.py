@@ -47,6 +47,14 @@ def test_paper_config_is_the_paper():
         (lambda c: c["data"].update(source="ftp"), "data.source'"),
         (lambda c: c["data"]["years"].update(valid=[2017, 2017]), "data.years'"),
         (lambda c: c["data"].update(depths=[5.0, 1.0]), "data.depths'"),
+        (lambda c: c["grid"].update(resolution=7.0),
+         "grid.resolution': Value error, grid.resolution=7.0 deg does not divide 180 deg"),
+        (lambda c: c["data"].update(depths=[0.494025, 100.0, 155.8507, 600.0]),
+         "data.depths': Value error, 100 m (nearest level 92.3261 m), 600 m (nearest level "
+         "643.567 m): not a GLORYS12 model level"),
+        (lambda c: c["data"]["years"].update(train=[2018, 2018]),
+         "data.years': Value error, train: (2018, 2018) is one year; the day-of-year "
+         "climatology needs at least two"),
         (lambda c: c["models"]["unet"].update(widht=3), "models.unet.widht: unknown option"),
         (lambda c: c["models"]["unet"].update(arch="resnet"), "models.unet.arch must be one of"),
         (lambda c: c.pop("data"), "data': required key is missing"),

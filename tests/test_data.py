@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,3 +147,32 @@ def test_missing_and_inconsistent_stores_are_named(tiny_data_dir, tmp_path):
     days.astype("float64").to_zarr(packed / "ocean.zarr", consolidated=False)
     with pytest.raises(DataError, match=r"ocean.zarr: \['so', .* plain float32"):
         OceanData(packed)
+
+
+def test_a_missing_chunk_is_an_error_naming_store_variable_and_day(tiny_data_dir, tmp_path):
+    """zarr reads a deleted chunk as NaN, its fill value: no silent all-NaN day (day 5 is
+    2018-01-06; one chunk per day)."""
+    broken = _linked_copy(tiny_data_dir, tmp_path / "d", skip=["ocean.zarr", "forcing.zarr",
+                                                               "climatology.zarr"])
+    for store in ("ocean.zarr", "forcing.zarr", "climatology.zarr"):
+        shutil.copytree(tiny_data_dir / store, broken / store)
+    (broken / "ocean.zarr" / "thetao" / "c" / "5" / "0" / "0" / "0").unlink()
+    data = OceanData(broken)
+    np.testing.assert_array_equal(data.states(slice(0, 5)),
+                                  OceanData(tiny_data_dir).states(slice(0, 5)))
+    with pytest.raises(DataError, match=r"d/ocean.zarr: variable thetao has no data on "
+                                        r"2018-01-06 \(a missing chunk"):
+        data.states(slice(0, 10))
+    with pytest.raises(DataError, match=r"ocean.zarr: variable thetao has no data on 2018-01-06"):
+        data.preload(slice(0, 365))
+    (broken / "forcing.zarr" / "msl" / "c" / "7" / "0" / "0").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"d/forcing.zarr: variable msl cannot be read on "
+                                        r"2018-01-01\.\.2018-01-10 \(10 days\)"):
+        data.forcings(slice(0, 10))
+    clim = xr.open_zarr(tiny_data_dir / "climatology.zarr").load()
+    clim.to_zarr(broken / "climatology.zarr", mode="w", consolidated=False,
+                 encoding={v: {"chunks": (1, *clim[v].shape[1:])} for v in clim.data_vars})
+    (broken / "climatology.zarr" / "zos" / "c" / "30" / "0" / "0").unlink()
+    with pytest.raises(DataError, match=r"climatology.zarr: variable zos has no data on day\(s\) "
+                                        r"of year \[30\]"):
+        Normalizer.from_data_dir(broken)

@@ -1,10 +1,6 @@
 """End to end: the data part of the Snakemake DAG (synthesize -> regrid -> assemble ->
-climatology -> stats) on a tiny config, then the outputs checked for sense."""
-
-import importlib.util
-import subprocess
-import sys
-from pathlib import Path
+climatology -> stats) of the whole-DAG run on a tiny config (conftest.py: DAG_CONFIG, four years,
+2020 a leap year), its outputs checked for sense."""
 
 import numpy as np
 import pandas as pd
@@ -13,47 +9,12 @@ import xarray as xr
 
 from neuralogcm.channels import FORCING, ocean_channel_names
 
-REPO = Path(__file__).resolve().parents[1]
-
-# Four years, so that two are training years: with one, the anomalies from its own climatology
-# are all zero and the statistics step stops (tested in test_stats.py). 2020 is a leap year.
-TINY = """\
-run: dagtest
-data:
-  source: synthetic
-  years: {train: [2017, 2018], valid: [2019, 2019], test: [2020, 2020]}
-  depths: [0.494025, 155.8507]
-  keep_raw: true
-  synthetic: {seed: 0, ocean_resolution: 5.0, atmosphere_resolution: 5.0, spinup_days: 0}
-grid: {resolution: 12.0, regrid_method: bilinear, na_thres: 0.5}
-models: {unet: {arch: unet, width: 8, depth: 2}}
-"""
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("neuralogcm.sources.synthetic") is None,
-                       reason="needs the synthetic source (neuralogcm.sources.synthetic)"),
-]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
-               str(workdir), "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args,
-               "results/dagtest/data/stats.nc"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("dag")
-    (workdir / "tiny.yaml").write_text(TINY)
-    run = snakemake(workdir)
-    logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}"
-                     for p in sorted((workdir / "results/dagtest/logs").rglob("*.log")))
-    assert run.returncode == 0, run.stderr[-4000:] + logs
-    again = snakemake(workdir, "-n")  # the DAG is complete and stable: nothing left to do
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-    return workdir / "results/dagtest/data"
+def data_dir(dag_workdir):
+    return dag_workdir / "results/dagtest/data"
 
 
 def test_stores_cover_every_day_on_the_target_grid(data_dir):

@@ -4,6 +4,10 @@ by fakes that record the request and write a file in the service's own layout.""
 from __future__ import annotations
 
 import base64
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import cdsapi
@@ -236,11 +240,39 @@ def test_transient_errors_are_retried_with_exponential_backoff(cfg, tmp_path, cd
 def test_retries_used_up_leave_nothing(cfg, tmp_path, cds_env, fake_cds):
     fake_cds.errors = [http_error(429), requests.Timeout("read timed out"), http_error(502)]
     waits = []
-    with pytest.raises(DataError, match=r"era5 2020-02: download failed after 3 attempt\(s\): "
-                                        r"HTTPError: 502 error"):
+    with pytest.raises(DataError, match=r"era5 2020-02 \(reanalysis-era5-single-levels from the "
+                                        r"Climate Data Store \(cdsapi\)\): download failed after "
+                                        r"3 attempt\(s\) and 4.5 s of waits \(data.download.retries"
+                                        r" = 2, backoff_s = 1.5\); last error: HTTPError: 502"):
         download.download_month("era5", cfg, 2020, 2, tmp_path / "raw" / "02.nc",
                                 sleep=waits.append)
     assert waits == [1.5, 3.0] and leftovers(tmp_path / "raw") == []
+
+
+@pytest.mark.parametrize("key", ["00000000-0000-0000-0000-000000000000", "12345:legacy-key"])
+@pytest.mark.filterwarnings("ignore:HTTPConnectionPool:UserWarning")  # cdsapi's news check
+def test_era5_without_network_fails_within_the_configs_budget(cfg_dict, tmp_path, monkeypatch,
+                                                              key):
+    """The real cdsapi client (both its flavours) against a port that refuses connections: two
+    attempts and one wait, not cdsapi's 500 tries 120 s apart."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("CDSAPI_URL", f"http://127.0.0.1:{port}/api")
+    monkeypatch.setenv("CDSAPI_KEY", key)
+    cfg_dict["data"]["download"] = {"retries": 1, "backoff_s": 7.0}
+    waits = []
+    with pytest.raises(DataError, match=r"Climate Data Store \(cdsapi\)\): download failed after "
+                                        r"2 attempt\(s\) and 7 s of waits"):
+        download.download_month("era5", load(cfg_dict), 2020, 2, tmp_path / "raw" / "02.nc",
+                                sleep=waits.append)
+    assert waits == [7.0] and leftovers(tmp_path / "raw") == []
+
+
+def test_era5_client_retries_are_off(cfg, tmp_path, cds_env, fake_cds):
+    download.download_month("era5", cfg, 2020, 2, tmp_path / "02.nc", sleep=pytest.fail)
+    (kwargs, *_), = fake_cds.calls
+    assert kwargs["retry_max"] == 1 and kwargs["timeout"] == era5.TIMEOUT_S
 
 
 @pytest.mark.parametrize(("status", "error", "message"), [
@@ -336,6 +368,35 @@ def test_glorys_rejected_credentials_and_retries(cfg, tmp_path, marine_env, monk
         download.download_month("glorys", cfg, 2020, 2, tmp_path / "raw" / "02.nc",
                                 sleep=waits.append)
     assert waits == [1.5] and leftovers(tmp_path / "raw") == []
+
+
+def test_glorys_retries_used_up_name_the_service(cfg, tmp_path, marine_env, monkeypatch):
+    calls = []
+
+    def offline(**kwargs):
+        calls.append(kwargs)
+        raise requests.ConnectionError("Failed to resolve 'stac.marine.copernicus.eu'")
+
+    monkeypatch.setattr(copernicusmarine, "subset", offline)
+    waits = []
+    with pytest.raises(DataError, match=r"glorys 2020-02 \(cmems_mod_glo_phy_my_0.083deg_P1D-m "
+                                        r"from the Copernicus Marine Service \(copernicusmarine\)"
+                                        r"\): download failed after 3 attempt\(s\) and 4.5 s of "
+                                        r"waits .*last error: ConnectionError: Failed to resolve"):
+        download.download_month("glorys", cfg, 2020, 2, tmp_path / "raw" / "02.nc",
+                                sleep=waits.append)
+    assert len(calls) == 3 and waits == [1.5, 3.0] and leftovers(tmp_path / "raw") == []
+
+
+def test_the_toolbox_is_imported_without_its_own_retries():
+    """copernicusmarine reads its retry count at import: a fresh process sees ours."""
+    code = ("from neuralogcm.sources import glorys; glorys.toolbox(); "
+            "from copernicusmarine.core_functions import sessions; "
+            "print(sessions.HTTPS_RETRIES, sessions.HTTPS_TIMEOUT)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COPERNICUSMARINE_HTTPS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["0", "60.0"]
 
 
 def test_glorys_download_with_a_missing_depth_is_discarded(cfg_dict, tmp_path, marine_env,

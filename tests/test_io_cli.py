@@ -1,6 +1,15 @@
+import errno
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
 import pytest
 
 from neuralogcm import cli
+from neuralogcm.errors import UserError
 from neuralogcm.io import atomic_path
 
 
@@ -34,6 +43,72 @@ def test_atomic_path_keeps_the_old_output_on_error(tmp_path):
 def test_atomic_path_refuses_an_empty_write(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing was written"), atomic_path(tmp_path / "x"):
         pass
+
+
+def test_sigterm_removes_the_partial_store(tmp_path):
+    """A Slurm time limit (SIGTERM) while a store is written leaves neither it nor a temporary."""
+    script = textwrap.dedent("""
+        import sys, time
+        from neuralogcm.io import atomic_path
+        with atomic_path(sys.argv[1]) as tmp:
+            tmp.mkdir()
+            (tmp / "0.0.0").write_bytes(bytes(1000))
+            print("writing", flush=True)
+            time.sleep(60)
+    """)
+    target = tmp_path / "ocean.zarr"
+    proc = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "writing\n"
+    assert [p.name for p in tmp_path.iterdir()][0].startswith(".ocean.zarr.tmp-")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_temporaries_of_the_same_output_are_swept(tmp_path):
+    """Temporaries of a killed (kill -9) earlier attempt go when the output is written again."""
+    (tmp_path / ".out.zarr.tmp-0123abcd").mkdir()
+    (tmp_path / ".out.zarr.tmp-0123abcd" / "chunk").write_text("stale")
+    (tmp_path / ".out.zarr.tmp-4567ef01").write_text("stale")
+    (tmp_path / ".other.zarr.tmp-0123abcd").write_text("another output's")
+    with atomic_path(tmp_path / "out.zarr") as tmp:
+        tmp.write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.zarr.tmp-0123abcd", "out.zarr"]
+
+
+def test_a_handler_set_by_the_caller_is_kept(tmp_path):
+    """The trainer's save-and-exit handler stays in charge while it writes a checkpoint."""
+    def handler(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with atomic_path(tmp_path / "last.pt") as tmp:
+            assert signal.getsignal(signal.SIGTERM) is handler
+            tmp.write_text("weights")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_a_full_disk_names_the_file(tmp_path):
+    target = tmp_path / "stats.nc"
+    with pytest.raises(UserError, match=r"stats\.nc: no space left on the device"), \
+            atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_reported_without_errno_names_the_file(tmp_path, monkeypatch):
+    """netCDF4 (HDF5) and torch report a full disk as a RuntimeError without errno."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=0))
+    with pytest.raises(UserError, match=r"mask\.nc: no space left on the device .*HDF error"), \
+            atomic_path(tmp_path / "mask.nc") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("NetCDF: HDF error")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_unknown_verb_and_user_error(tmp_path, capsys):

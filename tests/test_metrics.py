@@ -12,7 +12,7 @@ from neuralogcm.metrics import (
     area_mean,
     area_weighted_rmse,
     bias,
-    first_day_out_of_bounds,
+    first_days_out,
     global_mean,
     ocean_weights,
 )
@@ -108,17 +108,29 @@ def test_global_mean_weights_levels_by_their_ocean_area():
     assert global_mean(field, weights) == pytest.approx((10.0 * 3 + 4.0 * 1) / 4)
 
 
-def test_first_day_out_of_bounds():
+def test_first_days_out():
     variables = ["thetao", "zos"]
     bounds = {"thetao": (-3.0, 40.0), "zos": (-5.0, 5.0)}
     mask = np.ones((2, 3, 3), bool)
     mask[:, 0, 0] = False
     pred = np.zeros((6, 2, 3, 3))
     pred[:, :, 0, 0] = 1e9  # land: ignored
-    assert first_day_out_of_bounds(pred, mask, variables, bounds) is None
+    pred[1:, 1, 0, 0] = np.nan
+    assert first_days_out(pred, mask, variables, bounds) == (None, None)
     pred[4, 1, 2, 2] = 6.0  # zos out of bounds on day 5
-    assert first_day_out_of_bounds(pred, mask, variables, bounds) == 5
-    pred[2, 0, 1, 1] = np.nan  # non-finite ocean value on day 3
-    assert first_day_out_of_bounds(pred, mask, variables, bounds) == 3
-    pred[1, 0, 1, 1] = 39.0  # inside the thetao bounds, though outside zos's
-    assert first_day_out_of_bounds(pred, mask, variables, bounds) == 3
+    assert first_days_out(pred, mask, variables, bounds) == (5, None)
+    pred[5, 0, 1, 1] = np.inf  # non-finite ocean value on day 6
+    assert first_days_out(pred, mask, variables, bounds) == (5, 6)
+    pred[2, 0, 1, 1] = np.nan  # non-finite ocean value on day 3: out of bounds too
+    assert first_days_out(pred, mask, variables, bounds) == (3, 3)
+
+
+def test_acc_of_a_forecast_without_anomaly_is_zero_and_nan_still_propagates():
+    lat = np.array([-30.0, 30.0])
+    weights = ocean_weights(lat, np.ones((2, 2), bool))
+    clim = np.array([[1.0, 2.0], [3.0, 4.0]])
+    truth = clim + np.array([[[0.5, -0.2], [0.1, 0.3]]])
+    assert acc(clim[None], truth, clim, weights) == 0.0  # the climatology forecast
+    blown = clim[None].copy()
+    blown[0, 1, 1] = np.nan
+    assert np.isnan(acc(blown, truth, clim, weights))

@@ -44,63 +44,84 @@ def test_physics_branch_is_the_core_in_physical_space(models, batch):
     with torch.no_grad():
         out, hidden = model(state, forcing, doy, doy_next)
         phys = normalizer.denormalize_state(state, doy)
-        expected = normalizer.normalize_state(phys + model.core(phys), doy_next)
+        expected = normalizer.normalize_state(phys + model.core(phys), doy)
     assert hidden is None and out.shape == state.shape == (2, 9, 12, 24)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     assert (out[:, ~normalizer.state_mask] == 0).all()
 
 
-def test_zero_physics_shifts_anomalies_by_the_climatology(models, batch, monkeypatch):
-    """With a core that changes nothing, X(t+1) keeps the physical state: the periodic channels'
-    anomalies move by (clim(t) - clim(t+1)) / std, the others stay as they are."""
+def test_zero_physics_persists_the_anomaly(models, batch, monkeypatch):
+    """With a core that changes nothing, X(t+1) = X(t): the physics is not asked to carry the
+    climatological tendency (the physical state moves with the climatology of t -> t + 1)."""
     model, normalizer, _ = models["physics_only"]
     monkeypatch.setattr(model.core, "forward", lambda phys: torch.zeros_like(phys))
     state, forcing, doy, doy_next = _inputs(normalizer, batch)
     with torch.no_grad():
         out, _ = model(state, forcing, doy, doy_next)
-    clim = normalizer.climatology[:, :-1] / normalizer.state_std[periodic_channel_index(2)]
-    shift = torch.zeros_like(state)
-    shift[:, periodic_channel_index(2)] = clim[doy] - clim[doy_next]
-    expected = torch.where(normalizer.state_mask, state + shift, 0.0)
     # float32 round-off of S ~ 35 in units of its anomaly std 0.028: ~1e-4
-    torch.testing.assert_close(out, expected, rtol=0, atol=3e-4)
-    assert shift.abs().max() > 0.1  # the two days' climatologies differ
+    torch.testing.assert_close(out, torch.where(normalizer.state_mask, state, 0.0), rtol=0,
+                               atol=3e-4)
+    clim = normalizer.climatology[:, :-1] / normalizer.state_std[periodic_channel_index(2)]
+    assert (clim[doy] - clim[doy_next]).abs().max() > 0.1  # the two days' climatologies differ
 
 
-def test_hybrid_adds_the_corrector_to_the_physics(models, batch):
+def test_an_untrained_hybrid_is_its_physics(models, batch):
+    """The corrector's output layer starts at zero: at the start of training the hybrid is
+    exactly as stable as its physics core."""
     model, normalizer, _ = models["neuralogcm"]
+    assert (model.corrector.head.weight == 0).all() and (model.corrector.head.bias == 0).all()
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    with torch.no_grad():
+        out, _ = model(state, forcing, doy, doy_next)
+        physics = model.physics_step(state, doy)
+    torch.testing.assert_close(out, physics, rtol=0, atol=0)
+
+
+def _trained_head(tiny_data_dir):
+    """A fresh tiny hybrid whose corrector output layer is random (as after training)."""
+    from conftest import TINY_CONFIG
+
+    model, normalizer, _ = build(load(TINY_CONFIG), "neuralogcm", tiny_data_dir, CPU)
+    torch.nn.init.normal_(model.corrector.head.weight, std=0.1)
+    return model, normalizer
+
+
+def test_hybrid_adds_the_corrector_to_the_physics(models, batch, tiny_data_dir):
+    model, normalizer = _trained_head(tiny_data_dir)
     state, forcing, doy, doy_next = _inputs(normalizer, batch)
     land = ~normalizer.state_mask
     garbage = state.masked_fill(land, 1e3)  # whatever sits on land, the output there is 0
     with torch.no_grad():
         out, _ = model(garbage, forcing, doy, doy_next)
-        physics = model.physics_step(state, doy, doy_next)
+        physics = model.physics_step(state, doy)
         correction = model.corrector(model.inputs(garbage, forcing))
+    assert correction.abs().amax() > 0.01
     assert (out[:, land] == 0).all()
     torch.testing.assert_close(out, torch.where(~land, physics + correction, 0.0))
     corrector_only, _, _ = models["corrector_only"]
     assert corrector_only.core is None
+    torch.nn.init.normal_(corrector_only.corrector.head.weight, std=0.1)
     with torch.no_grad():
         out, _ = corrector_only(state, forcing, doy, doy_next)
         expected = state + corrector_only.corrector(corrector_only.inputs(state, forcing))
     torch.testing.assert_close(out, torch.where(~land, expected, 0.0))
 
 
-def test_physics_stays_float32_under_bf16_autocast(models, batch):
-    model, normalizer, _ = models["neuralogcm"]
+def test_physics_stays_float32_under_bf16_autocast(batch, tiny_data_dir):
+    model, normalizer = _trained_head(tiny_data_dir)
     state, forcing, doy, doy_next = _inputs(normalizer, batch)
     with torch.no_grad():
-        reference = model.physics_step(state, doy, doy_next)
+        reference = model.physics_step(state, doy)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out, _ = model(state, forcing, doy, doy_next)
-            physics = model.physics_step(state, doy, doy_next)
+            physics = model.physics_step(state, doy)
             correction = model.corrector(model.inputs(state, forcing))
     assert correction.dtype == torch.bfloat16 and out.dtype == torch.float32
     torch.testing.assert_close(physics, reference, rtol=0, atol=0)
 
 
-def test_gradients_reach_the_corrector_and_the_coefficients(models, batch):
-    model, normalizer, _ = models["neuralogcm"]
+def test_gradients_reach_the_corrector_and_the_coefficients(batch, tiny_data_dir):
+    model, normalizer = _trained_head(tiny_data_dir)
     model.zero_grad()
     WindowLoss(model, normalizer, amp=False, channels_last=False)(
         batch["state"], batch["forcing"], batch["doy"]).backward()
@@ -153,6 +174,7 @@ def test_corrector_on_an_odd_grid_keeps_its_shape():
     # longitude is periodic: rolling the input by whole cells rolls the output alike
     x = torch.randn(1, 7, 32, 64)
     net = Corrector(7, 5, (32, 64), width=4, depth=2, heads=2, attention_layers=1, mlp_ratio=2.0)
+    torch.nn.init.normal_(net.head.weight)  # the output layer starts at zero
     net.ste.position.data.zero_()  # position embeddings break the symmetry on purpose
     torch.testing.assert_close(net(x.roll(4, -1)), net(x).roll(4, -1), rtol=1e-4, atol=1e-5)
 

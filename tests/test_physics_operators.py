@@ -147,7 +147,7 @@ def test_advection_diffusion_conserves_tracers_with_land(land_case):
     assert u.abs().amax() > 0.1 and v.abs().amax() > 0.1
     east_u = core.ops.face_stencils(pad(u, -1.0))[0]
     north_v = core.ops.face_stencils(pad(v, -1.0))[1]
-    _, _, vol_e, vol_n = core.ops.advective_transports(east_u, north_v, east_u, north_v, True)
+    _, _, vol_e, vol_n = core.ops.advective_transports(east_u, north_v, east_u, north_v)
     divergence = core.ops.divergence(vol_e, vol_n)
     assert divergence.abs().amax() <= 1e-12 * (u.abs().amax() / core.ops.dy)
     state = torch.cat([tracer, u, v, 0.5 * tracer, torch.zeros_like(tracer[:, :1])], 1)
@@ -169,7 +169,7 @@ def test_uniform_tracers_stay_uniform_in_divergent_flow_with_land(land_case):
     state = torch.cat([salt, u, v, temp, torch.zeros_like(salt[:, :1])], 1)
     east_u = core.ops.face_stencils(pad(u, -1.0))[0]
     north_v = core.ops.face_stencils(pad(v, -1.0))[1]
-    _, _, vol_e, vol_n = core.ops.advective_transports(east_u, north_v, east_u, north_v, True)
+    _, _, vol_e, vol_n = core.ops.advective_transports(east_u, north_v, east_u, north_v)
     assert core.ops.divergence(vol_e, vol_n).abs().amax() > 1e-7  # the flow is divergent
     tendency = core.tendency(state)
     rate = u.abs().amax() / core.ops.dy  # 1/s
@@ -180,19 +180,29 @@ def test_uniform_tracers_stay_uniform_in_divergent_flow_with_land(land_case):
     assert increment[:, 3 * n : 4 * n].abs().amax() <= 1e-9
 
 
+def _transports(ops, q, u, v, kappa):
+    """Advective plus diffusive transports of q through the east and north faces."""
+    east, north = ops.face_stencils(pad(q))
+    east_u = ops.face_stencils(pad(u, -1.0))[0]
+    north_v = ops.face_stencils(pad(v, -1.0))[1]
+    adv_e, adv_n, _, _ = ops.advective_transports(east, north, east_u, north_v)
+    diff_e, diff_n = ops.diffusive_transports(east, north, kappa * ops.scale_x, kappa)
+    return adv_e + diff_e, adv_n + diff_n
+
+
 def test_no_flux_crosses_land_faces(land_case):
     grid, _, mask, core, tracer, u, v = land_case
     ops = core.ops
     sea = closed_sea(grid).double()
     inside = tracer * sea  # a tracer only in the closed sea
     kappa = torch.tensor([3e3, 3e4]).double()[:, None, None]
-    tendency = -ops.divergence(*ops.tracer_transports(inside, u, v, kappa))
+    tendency = -ops.divergence(*_transports(ops, inside, u, v, kappa))
     area = torch.as_tensor(grid.cell_area)
     assert tendency[..., sea == 1].abs().amax() > 1e-7
     assert torch.all(tendency[..., sea == 0] == 0)  # nothing leaves the closed sea
     total = (area * sea * tendency).sum(dim=(-1, -2))
     assert torch.all(total.abs() <= 1e-12 * (area * tendency.abs()).sum(dim=(-1, -2)))
-    trans_e, trans_n = ops.tracer_transports(tracer, u, v, kappa)
+    trans_e, trans_n = _transports(ops, tracer, u, v, kappa)
     assert torch.all(trans_e[..., ops.open_e.expand_as(trans_e) == 0] == 0)
     assert torch.all(trans_n[..., ops.open_n.expand_as(trans_n) == 0] == 0)
     # the shelf: land at depth only, so faces are open at the surface and closed below
@@ -200,16 +210,3 @@ def test_no_flux_crosses_land_faces(land_case):
     faces = shelf.roll(-1, -1)  # east faces of the cells west of the shelf
     assert shelf.any()
     assert trans_e[0, 0][faces].abs().amin() > 0 and torch.all(trans_e[0, 1][faces] == 0)
-
-
-def test_polar_filter_keeps_the_zonal_mean_and_low_wavenumbers():
-    grid = Grid(1.5)
-    ops = _ocean_everywhere(grid)
-    lon = torch.as_tensor(np.deg2rad(grid.lon))
-    smooth = (1.0 + torch.cos(lon) + 0.5 * torch.sin(2 * lon)).expand(grid.shape)
-    noisy = smooth + torch.cos(100 * lon)
-    assert torch.allclose(ops.polar_filter(smooth), smooth, atol=1e-12)
-    filtered = ops.polar_filter(noisy)
-    assert torch.allclose(filtered.mean(-1), noisy.mean(-1), atol=1e-12)
-    assert torch.allclose(filtered[40:80], noisy[40:80])  # below 60 deg: untouched
-    assert (filtered[0] - smooth[0]).abs().amax() < 0.05  # the top row: wavenumber 100 damped

@@ -320,6 +320,29 @@ def test_truncated_file_gives_data_error(tmp_path, fraction):
         open_raw(path, "glorys")
 
 
+@pytest.mark.parametrize("unlimited", [[], ["time"]], ids=["fixed-time", "record-time"])
+def test_truncated_legacy_netcdf3_file_gives_data_error(tmp_path, unlimited):
+    """Legacy CDS files are netCDF3, whose library reads the missing bytes of a truncated file
+    as fill values (msl and t2m then decode to add_offset, times to 1900-01-01): the size the
+    header implies must be checked."""
+    path = tmp_path / "legacy.nc"
+    with xr.open_dataset(ERA5_LEGACY, decode_cf=False) as ds:
+        ds.to_netcdf(path, format="NETCDF3_64BIT", engine="netcdf4", unlimited_dims=unlimited)
+    assert path.read_bytes()[:4] == b"CDF\x02"
+    with open_raw(path, "era5") as copy, open_raw(ERA5_LEGACY, "era5") as real:
+        xr.testing.assert_equal(copy.load(), real.load())
+    data = path.read_bytes()
+    for kept in (len(data) - 1000, len(data) // 2):
+        path.write_bytes(data[:kept])
+        with pytest.raises(DataError, match=rf"legacy.nc: truncated: its netCDF3 header expects "
+                                            rf"{len(data)} bytes, the file has {kept}; the data "
+                                            rf"of .*time.* are incomplete"):
+            open_raw(path, "era5")
+    path.write_bytes(data[:100])
+    with pytest.raises(DataError, match="legacy.nc: truncated: its netCDF3 header is cut short"):
+        open_raw(path, "era5")
+
+
 def test_corrupt_compressed_chunk_gives_data_error(tmp_path):
     """Zeroed bytes inside a zlib-compressed chunk: the file opens, its data cannot be read."""
     data = bytearray(ERA5_NEW.read_bytes())

@@ -15,13 +15,16 @@ from neuralogcm.data import Normalizer, OceanData
 from neuralogcm.metrics import SCORE_COLUMNS, read_scores
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.rollout import (
+    Rollout,
     long_start_indices,
     open_rollout,
     start_indices,
     write_rollouts,
 )
+from neuralogcm.tables import stability_table, table2
 
 STEP = 0.01  # normalised units per day
+OUT_DAY, NAN_DAY = 4, 9  # Blowup leaves the physical bounds, then becomes non-finite
 
 
 class Drift(ForecastModel):
@@ -38,6 +41,16 @@ class Drift(ForecastModel):
         return self.apply_mask(state + STEP * step), n
 
 
+class Blowup(ForecastModel):
+    """Jumps by 1e4 (normalised units, far outside every bound) each day from day OUT_DAY of a
+    run and is NaN on the ocean from day NAN_DAY (days counted in the hidden state)."""
+
+    def forward(self, state, forcing, doy, doy_next, hidden=None):
+        n = (hidden if hidden is not None else torch.zeros(state.shape[0])) + 1
+        jump = torch.where(n >= OUT_DAY, 1e4, 0.0) + torch.where(n >= NAN_DAY, torch.nan, 0.0)
+        return self.apply_mask(state + jump[:, None, None, None]), n
+
+
 @pytest.fixture(scope="module")
 def data(tiny_data_dir):
     return OceanData(tiny_data_dir)
@@ -50,14 +63,19 @@ def _config(tiny_config, **evaluate):
     return load(tiny_config)
 
 
-def _rollout(tmp_path, cfg, data, stateful, name="drift"):
-    """Roll the Drift model out as ``models.<name>`` of ``cfg``; return the store's path."""
+def _context(data):
+    return ModelContext(grid=data.grid, depths=data.depths,
+                        mask=torch.as_tensor(data.mask[channel_level(data.n_levels)]))
+
+
+def _rollout(tmp_path, cfg, data, stateful, name="drift", model=None):
+    """Roll ``model`` (default: the Drift model) out as ``models.<name>`` of ``cfg``; return the
+    store's path."""
     torch.set_num_threads(1)
     normalizer = Normalizer.from_data_dir(data.data_dir)
-    ctx = ModelContext(grid=data.grid, depths=data.depths,
-                       mask=torch.as_tensor(data.mask[channel_level(data.n_levels)]))
+    model = Drift(_context(data), stateful) if model is None else model
     path = tmp_path / f"{name}.zarr"
-    write_rollouts(path, cfg, name, Drift(ctx, stateful), normalizer, data, torch.device("cpu"))
+    write_rollouts(path, cfg, name, model, normalizer, data, torch.device("cpu"))
     return path
 
 
@@ -198,3 +216,44 @@ def test_score_names_a_missing_rollout_store(tmp_path, tiny_config, data, capsys
                 "--out", str(out)]) == 1
     assert "nowhere.zarr" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_guard_stops_a_non_finite_run_and_the_tables_give_its_days(tmp_path, tiny_config,
+                                                                       data):
+    """A model that leaves the bounds on day OUT_DAY and is non-finite from day NAN_DAY: its
+    runs stop there (the rest NaN, the day recorded), and every table says both days."""
+    cfg = _config(tiny_config, leads=[2, 5, 20])
+    first = start_indices(data.dates, [2020], 100, 20)[0]
+    rollout = Rollout(Blowup(_context(data), None), Normalizer.from_data_dir(data.data_dir), data,
+                      torch.device("cpu"))
+    assert [t for t, _, _ in rollout.days([first, first + 1], [365, 20])] == list(range(NAN_DAY))
+    assert rollout.nonfinite == {0: NAN_DAY, 1: NAN_DAY}
+
+    store = _rollout(tmp_path, cfg, data, False, model=Blowup(_context(data), None))
+    ds = open_rollout(store)
+    starts = [str(d)[:10] for d in ds["start"].values]
+    assert ds.attrs["first_nonfinite_day"] == dict.fromkeys(starts, NAN_DAY)
+    ocean = data.mask[channel_level(2)]
+    for var in ("prediction", "long_prediction"):
+        fields = ds[var].values[:, :, ocean]  # (runs, days, ocean cells)
+        assert np.isfinite(fields[:, : NAN_DAY - 1]).all()
+        assert np.isnan(fields[:, NAN_DAY - 1 :]).all()
+
+    scores = _score(tmp_path, cfg, store, data)
+    stability = scores[scores.lead.isna()].set_index("metric").value
+    assert stability["stable_fraction"] == 0.0 and stability["stable_fraction_starts"] == 0.0
+    for runs in ("", "_starts"):
+        assert stability[f"first_day_out_of_bounds{runs}"] == OUT_DAY
+        assert stability[f"first_day_nonfinite{runs}"] == NAN_DAY
+    assert np.isnan(stability["drift_thetao"])
+
+    wide, markdown = table2(scores, cfg)
+    assert np.isfinite(wide.loc["drift", "day 5"])  # the CSV keeps the number
+    last_row = [cell.strip() for cell in markdown.splitlines()[-1].split("|")[1:-1]]
+    assert last_row == ["drift", f"{wide.loc['drift', 'day 2']:.4g}",
+                        f"out of bounds (d{OUT_DAY})", f"non-finite (d{NAN_DAY})"]
+    wide, markdown = stability_table(scores, cfg)
+    row = [cell.strip() for cell in markdown.splitlines()[-1].split("|")[1:-1]]
+    assert row == ["drift", "0", str(OUT_DAY), str(NAN_DAY), f"non-finite (d{NAN_DAY})",
+                   f"non-finite (d{NAN_DAY})", "0", str(OUT_DAY)]
+    assert "diverged" not in markdown

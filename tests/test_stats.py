@@ -98,6 +98,29 @@ def test_a_channel_without_ocean_is_an_error(data):
         compute_stats(ocean, forcing, climatology, TRAIN)
 
 
+def test_a_degenerate_spread_is_an_error():
+    """One (leap) training year: the anomalies from its own climatology vanish but on 28 and
+    29 February, a std about 1e-4 of the field's, not zero (the old check)."""
+    ocean, forcing = ocean_dataset([2016, 2016]), forcing_dataset([2016, 2016])
+    # most of the fields' spread in space, as the ocean's, with noise 0.1 from day to day
+    ocean = ocean + 20.0 * xr.DataArray(np.arange(ocean.sizes["lon"]), dims="lon")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # land: the mean of nothing
+        climatology = compute_climatology(ocean, [2016]).compute()
+    with pytest.raises(DataError, match=r"channels so_00 \(std 0\.00\d+ 1e-3, the field's own "
+                                        r"3\d\.\d\), .*zos \(.*\) have a degenerate spread in "
+                                        r"the training years 2016-2016 .*configure at least two"):
+        compute_stats(ocean, forcing, climatology, [2016])
+
+
+def test_a_spread_under_the_variables_floor_is_an_error(data):
+    ocean, forcing, climatology = data
+    forcing = forcing.assign(u10=1e-5 * np.sin(forcing.u10))  # std 7e-6 m/s < 1e-4 m/s
+    with pytest.raises(DataError, match=r"channels u10 \(std 7\.\d+e-06 m s-1, the field's own "
+                                        r"7\.\d+e-06\) have a degenerate spread"):
+        compute_stats(ocean, forcing, climatology, TRAIN)
+
+
 def test_stats_cli(tmp_path):
     write_store(ocean_dataset([2016, 2018]), tmp_path / "ocean.zarr")
     write_store(forcing_dataset([2016, 2018]), tmp_path / "forcing.zarr")

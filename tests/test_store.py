@@ -11,7 +11,7 @@ from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
 from neuralogcm.prepare.store import assemble, format_dates, write_store
 
-YEARS = (2018, 2020)
+YEARS = (2017, 2020)
 DEPTHS = [0.494025, 40.34405]
 RES = 30.0  # 6 x 12 cells
 
@@ -19,7 +19,7 @@ RES = 30.0  # 6 x 12 cells
 def tiny_config():
     return config.load({
         "run": "t", "models": {"u": {"arch": "unet"}},
-        "data": {"years": {"train": [2018, 2018], "valid": [2019, 2019], "test": [2020, 2020]},
+        "data": {"years": {"train": [2017, 2018], "valid": [2019, 2019], "test": [2020, 2020]},
                  "depths": DEPTHS},
         "grid": {"resolution": RES},
     })
@@ -89,7 +89,7 @@ def data_dir(interim, tmp_path_factory):
 def test_stores_layout_values_and_attributes(data_dir):
     ocean = xr.open_zarr(data_dir / "ocean.zarr")
     forcing = xr.open_zarr(data_dir / "forcing.zarr")
-    dates = pd.date_range("2018-01-01", "2020-12-31")
+    dates = pd.date_range("2017-01-01", "2020-12-31")
     np.testing.assert_array_equal(ocean.time.values, dates.values.astype("datetime64[ns]"))
     np.testing.assert_array_equal(forcing.time.values, ocean.time.values)
     assert ocean.thetao.dims == ("time", "depth", "lat", "lon") and ocean.zos.dims == (
@@ -131,21 +131,21 @@ def test_mask_is_ocean_where_thetao_is_finite_on_every_day(data_dir):
 def test_gap_in_the_ocean_days_names_the_missing_dates(interim, tmp_path):
     gap = pd.date_range("2019-03-01", "2019-03-03")
     ocean = write_years(tmp_path, ocean_year, [2019], lambda ds: ds.drop_sel(time=gap))
-    paths = [interim[0][0], ocean[0], interim[0][2]]
+    paths = [*interim[0][:2], ocean[0], interim[0][3]]
     with pytest.raises(DataError, match=r"ocean years: missing dates "
                                         r"2019-03-01\.\.2019-03-03 \(3 days\)"):
         assemble(tiny_config(), paths, interim[1], tmp_path / "data")
     with pytest.raises(DataError, match=r"forcing years: missing dates "
                                         r"2020-01-01\.\.2020-12-31 \(366 days\)"):
-        assemble(tiny_config(), interim[0], interim[1][:2], tmp_path / "data")
+        assemble(tiny_config(), interim[0], interim[1][:3], tmp_path / "data")
     with pytest.raises(DataError, match=r"duplicated dates 2019-01-01\.\.2019-12-31"):
-        assemble(tiny_config(), interim[0] + interim[0][1:2], interim[1], tmp_path / "data")
+        assemble(tiny_config(), interim[0] + interim[0][2:3], interim[1], tmp_path / "data")
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
 
 
 def test_wrong_grid_depths_or_variables_are_named(interim, tmp_path):
-    coarse = write_years(tmp_path, forcing_year, [2018], lambda ds: ds.isel(lon=slice(0, 6)))
-    with pytest.raises(DataError, match=r"coordinate lon differs from .*forcing_year_2018\.zarr"):
+    coarse = write_years(tmp_path, forcing_year, [2017], lambda ds: ds.isel(lon=slice(0, 6)))
+    with pytest.raises(DataError, match=r"coordinate lon differs from .*forcing_year_2017\.zarr"):
         assemble(tiny_config(), interim[0], coarse + interim[1][1:], tmp_path / "d")
     cfg = config.load({**tiny_config().model_dump(), "data": {
         **tiny_config().data.model_dump(), "depths": [0.494025, 155.8507]}})

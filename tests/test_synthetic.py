@@ -1,6 +1,6 @@
 """The embedded synthetic source: real on-disk layouts, determinism, ranges, geometry, physics.
 
-One tiny run (3 years on a 5-degree native grid, 10 spin-up days) is synthesised per session
+One tiny run (4 years on a 5-degree native grid, 10 spin-up days) is synthesised per session
 through the CLI and shared by the tests; the layout tests compare it with the real fixtures.
 """
 
@@ -19,8 +19,8 @@ from scipy import ndimage
 from neuralogcm import cli
 from neuralogcm.config import ConfigError, validate
 from neuralogcm.sources import synthetic
+from neuralogcm.sources.glorys import GLORYS_LEVELS
 from neuralogcm.sources.synthetic import (
-    GLORYS_LEVELS,
     Atmosphere,
     Ocean,
     Processes,
@@ -29,7 +29,7 @@ from neuralogcm.sources.synthetic import (
     synthesize,
 )
 
-FIXTURES = Path("/work/shared/fixtures/real")
+FIXTURES = Path(__file__).parent / "data" / "real"
 ERA5_FIXTURE = FIXTURES / "era5_newcds_u10v10_instant.nc"
 GLORYS_FIXTURE = FIXTURES / "glorys12_my_P1D_multivars_1993-01-01_02.nc"
 DEPTHS = [0.494025, 40.34405, 155.8507]
@@ -39,7 +39,7 @@ KAPPA = 3000.0  # m^2/s, not the default, so the attribute test cannot pass by a
 TINY = {
     "run": "synthetic-test",
     "data": {"source": "synthetic", "depths": DEPTHS,
-             "years": {"train": [2018, 2018], "valid": [2019, 2019], "test": [2020, 2020]},
+             "years": {"train": [2017, 2018], "valid": [2019, 2019], "test": [2020, 2020]},
              "synthetic": {"seed": 0, "ocean_resolution": RES, "atmosphere_resolution": RES,
                            "spinup_days": 10, "diffusivity": KAPPA}},
     "grid": {"resolution": 10.0},
@@ -79,7 +79,7 @@ def _attr_types(var) -> dict[str, type]:
 
 def test_every_month_of_every_year_is_written(run_dir):
     expected = {f"{source}/{year}/{month:02d}.nc" for source in ("era5", "glorys")
-                for year in (2018, 2019, 2020) for month in range(1, 13)}
+                for year in (2017, 2018, 2019, 2020) for month in range(1, 13)}
     found = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
     assert found == expected  # no temporary files left behind either
 
@@ -386,8 +386,10 @@ def test_quickest_advection_is_third_order():
 
 
 def test_depth_that_is_not_a_glorys_level_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"data\.depths.*42"):
-        file_levels([0.494025, 42.0])
+    raw = _config()
+    raw["data"]["depths"] = [0.494025, 42.0]
+    with pytest.raises(ConfigError, match=r"'data\.depths'.*42 m \(nearest level 40\.344"):
+        validate(raw)
     np.testing.assert_allclose(file_levels([0.494025, 40.34405]),
                                [0.494025, 1.541375, 40.34405, 47.37369])
 

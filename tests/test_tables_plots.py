@@ -12,15 +12,18 @@ from neuralogcm.channels import channel_level, channel_variable
 from neuralogcm.cli import main as cli
 from neuralogcm.config import load
 from neuralogcm.data import OceanData
-from neuralogcm.metrics import SCORE_COLUMNS
-from neuralogcm.tables import speed_table, table2, variable_rows
+from neuralogcm.metrics import REFERENCES, SCORE_COLUMNS
+from neuralogcm.tables import speed_table, stability_table, table2, variable_rows, variables_table
 
 LEADS = np.arange(1, 21)
 MODELS = ["neuralogcm", "unet"]
+REFERENCE_ROWS = ["persistence", "damped persistence", "climatology"]  # after the models
 
 
-def _fake_scores(model: str, offset: float, depths=(0.494025, 40.34405)) -> pd.DataFrame:
-    """Scores whose value encodes what they are: rmse = offset + lead / 100 + channel / 1000."""
+def _fake_scores(model: str, offset: float, depths=(0.494025, 40.34405), out=np.nan,
+                 nonfinite=np.nan) -> pd.DataFrame:
+    """Scores whose value encodes what they are: rmse = offset + lead / 100 + channel / 1000;
+    ``out`` / ``nonfinite``: the first day a start-date run leaves the bounds / is non-finite."""
     n_levels = len(depths)
     variables = channel_variable(n_levels)
     levels = channel_level(n_levels)
@@ -36,6 +39,11 @@ def _fake_scores(model: str, offset: float, depths=(0.494025, 40.34405)) -> pd.D
     rows.append((model, "stable_fraction", "all", -1, np.nan, np.nan, float(offset < 1), "1"))
     rows.append((model, "first_day_out_of_bounds", "all", -1, np.nan, np.nan,
                  np.nan if offset < 1 else 42, "day"))
+    rows.append((model, "first_day_nonfinite", "all", -1, np.nan, np.nan,
+                 np.nan if offset < 1 else 50, "day"))
+    rows.append((model, "first_day_out_of_bounds_starts", "all", -1, np.nan, np.nan, out, "day"))
+    rows.append((model, "first_day_nonfinite_starts", "all", -1, np.nan, np.nan, nonfinite,
+                 "day"))
     for metric in ("drift_thetao", "drift_so", "stable_fraction_starts"):
         rows.append((model, metric, "all", -1, np.nan, np.nan, offset, "1"))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
@@ -43,29 +51,58 @@ def _fake_scores(model: str, offset: float, depths=(0.494025, 40.34405)) -> pd.D
 
 @pytest.fixture
 def scores():
-    return pd.concat([_fake_scores("unet", 2.0), _fake_scores("neuralogcm", 0.0)])
+    """Two models and two references; unet is worse than climatology, neuralogcm better."""
+    return pd.concat([_fake_scores("climatology", 1.0), _fake_scores("unet", 2.0),
+                      _fake_scores("persistence", 0.5), _fake_scores("neuralogcm", 0.0)])
+
+
+def _rows(markdown: str) -> dict[str, list[str]]:
+    """The body rows of the first markdown table in ``markdown``: first cell -> the others."""
+    table = [line for line in markdown.split("\n\n") if line.startswith("|")][0].splitlines()
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in table[2:]]
+    return {row[0]: row[1:] for row in cells}
 
 
 def test_table2_picks_the_normalised_rmse_at_the_configured_leads(tiny_config, scores):
     cfg = _config(tiny_config)  # leads 5 and 20
     cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
     wide, markdown = table2(scores, cfg)
-    assert list(wide.index) == MODELS  # config order, not score order
+    # config order, not score order; the references after the models, by their table names
+    assert list(wide.index) == MODELS + ["persistence", "climatology"]
     assert list(wide.columns) == ["day 5", "day 20"]
-    np.testing.assert_allclose(wide.values, [[0.05, 0.20], [2.05, 2.20]])
+    np.testing.assert_allclose(wide.values, [[0.05, 0.20], [2.05, 2.20], [0.55, 0.7],
+                                             [1.05, 1.2]])
     assert "normalised space" in markdown and "every 100 days" in markdown
-    blown = scores.copy()
+    assert "'†': a model worse than the climatology reference" in markdown
+    assert _rows(markdown) == {"neuralogcm": ["0.05", "0.2"], "unet": ["2.05 †", "2.2 †"],
+                               "persistence": ["0.55", "0.7"], "climatology": ["1.05", "1.2"]}
+
+
+def test_leads_after_a_run_leaves_the_bounds_say_so_with_the_day(tiny_config, scores):
+    cfg = _config(tiny_config)  # leads 5 and 20
+    cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
+    blown = pd.concat([_fake_scores("climatology", 1.0),
+                       _fake_scores("unet", 2.0, out=3, nonfinite=17),
+                       _fake_scores("neuralogcm", 0.0, out=20)])
     blown.loc[(blown.model == "unet") & (blown.lead == 20), "value"] = np.nan
     wide, markdown = table2(blown, cfg)
-    assert np.isnan(wide.loc["unet", "day 20"])
-    last_row = [cell.strip() for cell in markdown.splitlines()[-1].split("|")[1:-1]]
-    assert last_row == ["unet", "2.05", "diverged"]
+    assert np.isnan(wide.loc["unet", "day 20"]) and wide.loc["unet", "day 5"] == 2.05
+    rows = _rows(markdown)
+    assert rows["unet"] == ["out of bounds (d3)", "non-finite (d17)"]
+    assert rows["neuralogcm"] == ["0.05", "out of bounds (d20)"]
+    assert "diverged" not in markdown
+    frame, markdown = variables_table(blown, cfg)
+    ssh_acc = _rows(markdown.split("### SSH: ACC (1)")[1])
+    assert ssh_acc["unet"] == ["out of bounds (d3)", "non-finite (d17)"]
+    sst = frame.loc["SST"].set_index(["metric", "model"])
+    assert sst.loc[("RMSE", "neuralogcm"), "day 20"] == pytest.approx(0.206)  # the CSV keeps it
 
 
 def test_variable_tables(tiny_config, scores):
     cfg = _config(tiny_config, table_depths=[0, 40])
     cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
     tables = {(q, m): w for q, m, _, w in variable_rows(scores, cfg)}
+    assert list(tables["SST", "ACC"].index) == MODELS + ["persistence", "climatology"]
     assert list(tables) == [("SST", "RMSE"), ("SSS", "RMSE"), ("surface current (vector)", "RMSE"),
                             ("SSH", "RMSE"), ("T at 40 m", "RMSE"), ("S at 40 m", "RMSE"),
                             ("SST", "ACC"), ("SSS", "ACC"), ("SSH", "ACC")]
@@ -76,11 +113,29 @@ def test_variable_tables(tiny_config, scores):
     assert tables["surface current (vector)", "RMSE"].loc["neuralogcm", "day 5"] == (
         pytest.approx(np.hypot(u, v)))
     assert tables["SSH", "ACC"].loc["neuralogcm", "day 20"] == pytest.approx(1 - 0.208 / 10)
+    _, markdown = variables_table(scores, cfg)
+    sst_acc = _rows(markdown.split("### SST: ACC (1)")[1])
+    assert sst_acc["unet"] == ["0.7944 †", "0.7794 †"]  # ACC below climatology's: worse
+    assert sst_acc["neuralogcm"] == ["0.9944", "0.9794"] and sst_acc["climatology"][0] == "0.8944"
+
+
+def test_stability_table_gives_the_days(tiny_config, scores):
+    cfg = _config(tiny_config)
+    cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
+    blown = scores.copy()
+    blown.loc[(blown.model == "unet") & (blown.metric == "drift_so"), "value"] = np.nan
+    wide, markdown = stability_table(blown, cfg)
+    assert list(wide.index) == MODELS + ["persistence", "climatology"]
+    rows = _rows(markdown)
+    # stable fraction, first day out, first day non-finite, T drift, S drift, start-date runs
+    assert rows["unet"] == ["0", "42", "50", "2", "non-finite (d50)", "2", "never"]
+    assert rows["neuralogcm"] == ["1", "never", "never", "0", "0", "0", "never"]
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, tiny_data_dir):
-    """Rollouts, scores and histories of two drifting 'models' through the verbs."""
+    """Rollouts, scores and histories of two drifting 'models', and the scores of the reference
+    forecasts, through the verbs."""
     from conftest import TINY_CONFIG
 
     root = tmp_path_factory.mktemp("evaluated")
@@ -106,7 +161,15 @@ def evaluated(tmp_path_factory, tiny_data_dir):
                                               "viscosity": [1e4, 9e3, 8e3]})}).to_csv(
             history, index=False)
         paths[name] = {"rollout": store, "scores": out, "history": history}
-    return root, config_file, paths, cfg
+    references = []
+    for kind in REFERENCES:
+        store, out = root / f"{kind}.zarr", root / "scores" / f"{kind}.csv"
+        _run("reference", "--kind", kind, "--config", config_file, "--data-dir", tiny_data_dir,
+             "--out", store)
+        _run("score", "--config", config_file, "--model", kind, "--rollout", store,
+             "--data-dir", tiny_data_dir, "--out", out)
+        references.append(out)
+    return root, config_file, paths, cfg, references
 
 
 def _run(*args):
@@ -114,27 +177,31 @@ def _run(*args):
 
 
 def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
-    root, config, paths, cfg = evaluated
-    scores = [p["scores"] for p in paths.values()]
+    root, config, paths, cfg, references = evaluated
+    scores = [p["scores"] for p in paths.values()] + references
     for name in ("table2", "variables", "stability"):
         _run("table", name, "--config", config, "--scores", *scores, "--out",
              root / "tables" / f"{name}.csv")
     t2 = pd.read_csv(root / "tables" / "table2.csv", index_col=0)
-    assert list(t2.index) == MODELS and list(t2.columns) == ["day 5", "day 20"]
-    assert (t2["day 20"] > t2["day 5"]).all()  # drifting forecasts get worse with lead
+    assert list(t2.index) == MODELS + REFERENCE_ROWS and list(t2.columns) == ["day 5", "day 20"]
+    assert (t2["day 20"] > t2["day 5"])[MODELS].all()  # drifting forecasts get worse with lead
+    # on these smooth fields the AR(1) anomaly forecast beats both persistence and climatology
+    assert (t2.loc["damped persistence"] < t2.loc[["persistence", "climatology"]].min()).all()
     assert t2.loc["unet", "day 20"] > t2.loc["neuralogcm", "day 20"]  # n(n+1)/2 drift is worse
-    assert (root / "tables" / "table2.md").read_text().startswith("Table 2: RMSE over all")
+    table2_md = (root / "tables" / "table2.md").read_text()
+    assert table2_md.startswith("Table 2: RMSE over all")
+    assert list(_rows(table2_md)) == MODELS + REFERENCE_ROWS
     variables = (root / "tables" / "variables.md").read_text()
     assert "### SST: RMSE (degrees_C)" in variables and "### SSH: ACC (1)" in variables
     stability = pd.read_csv(root / "tables" / "stability.csv", index_col=0)
     # the stateful drift adds n (n + 1) / 2 STEP std: its year-long run leaves the bounds
-    assert stability.iloc[:, 0].tolist() == [1.0, 0.0]
+    assert stability.iloc[:, 0].tolist() == [1.0, 0.0, 1.0, 1.0, 1.0]  # references: stable
     assert np.isnan(stability.iloc[0, 1]) and 20 < stability.iloc[1, 1] < 365
     assert " never |" in (root / "tables" / "stability.md").read_text()
 
 
 def test_speed_table(evaluated, tiny_data_dir):
-    root, config, paths, cfg = evaluated
+    root, config, paths, cfg, _ = evaluated
     frame, markdown = speed_table([p["rollout"] for p in paths.values()],
                                  [p["history"] for p in paths.values()], tiny_data_dir, cfg)
     # train 2018: 364 one-day windows, batch 4 -> 91 steps, cut to max_steps_per_epoch = 3;
@@ -146,7 +213,7 @@ def test_speed_table(evaluated, tiny_data_dir):
 
 
 def test_figures(evaluated, tiny_data_dir):
-    root, config, paths, cfg = evaluated
+    root, config, paths, cfg, references = evaluated
     figures = root / "figures"
     histories = [p["history"] for p in paths.values()]
     _run("plot", "fig3", "--config", config, "--histories", *histories,
@@ -154,7 +221,7 @@ def test_figures(evaluated, tiny_data_dir):
     _run("plot", "coefficients", "--config", config, "--histories", *histories,
          "--out", figures / "coefficients.png")
     _run("plot", "rmse_vs_lead", "--config", config, "--scores",
-         *[p["scores"] for p in paths.values()], "--out", figures)
+         *[p["scores"] for p in paths.values()], *references, "--out", figures)
     _run("plot", "fig4", "--config", config, "--rollouts",
          *[p["rollout"] for p in paths.values()], "--data-dir", tiny_data_dir,
          "--out", figures / "fig4.png")
@@ -167,7 +234,7 @@ def test_figures(evaluated, tiny_data_dir):
 
 
 def test_fig4_refuses_a_day_the_long_run_lacks(evaluated, tmp_path, tiny_data_dir, capsys):
-    root, config, paths, cfg = evaluated
+    root, config, paths, cfg, _ = evaluated
     evaluate = cfg.evaluate.model_dump() | {"fig4_day": 400, "long_rollout_days": 400}
     bad_file = tmp_path / "bad.json"
     bad_file.write_text(load(cfg.model_dump() | {"evaluate": evaluate}).model_dump_json())

@@ -121,15 +121,20 @@ def test_resume_continues_exactly(reference, tiny_data_dir, tmp_path, monkeypatc
         torch.testing.assert_close(_state(tmp_path / "last.pt")[name], weights, rtol=0, atol=0)
 
 
-def test_a_finished_run_only_rewrites_missing_outputs(reference, tiny_data_dir, tmp_path,
-                                                      tiny_config):
-    """Snakemake deletes the outputs of a failed job: --resume restores them from last.pt."""
-    ref_out, _, ref_history = reference
+def test_a_finished_run_is_not_resumed(reference, tiny_data_dir, tmp_path, monkeypatch,
+                                       tiny_config, caplog):
+    """A rerun that Snakemake decides on (-f, changed settings) finds the last.pt of a finished
+    run: --resume retrains from scratch, step by step as the first run did."""
+    ref_out, ref_losses, ref_history = reference
     (tmp_path / "last.pt").write_bytes((ref_out / "last.pt").read_bytes())
-    history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
-    pd.testing.assert_frame_equal(history, ref_history)
-    for name, weights in _state(ref_out / "checkpoint.pt").items():
-        torch.testing.assert_close(_state(tmp_path / "checkpoint.pt")[name], weights)
+    losses = []
+    recorder(monkeypatch, losses)
+    with caplog.at_level(logging.INFO, logger="neuralogcm.train"):
+        history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
+    assert "its run finished (2 epochs); starting from scratch" in caplog.text
+    assert losses == ref_losses
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"),
+                                  ref_history.drop(columns="seconds"))
 
 
 def test_a_stale_last_pt_is_not_resumed(reference, tiny_data_dir, tmp_path, tiny_config, caplog):

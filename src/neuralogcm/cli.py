@@ -23,6 +23,7 @@ VERBS = {
     "stats": "neuralogcm.prepare.stats",
     "train": "neuralogcm.train",
     "rollout": "neuralogcm.rollout",
+    "reference": "neuralogcm.reference",
     "score": "neuralogcm.metrics",
     "table": "neuralogcm.tables",
     "plot": "neuralogcm.plots",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from neuralogcm.channels import OCEAN, PAPER_DEPTHS
 from neuralogcm.errors import UserError
+from neuralogcm.grid import Grid
 
 
 class ConfigError(UserError, ValueError):
@@ -42,6 +43,9 @@ class Years(Section):
                 raise ValueError(f"{name}: first year {a} is after last year {b}")
         if not (self.train[1] < self.valid[0] and self.valid[1] < self.test[0]):
             raise ValueError("train, valid and test years must follow each other without overlap")
+        if self.train[0] == self.train[1]:
+            raise ValueError(f"train: {self.train} is one year; the day-of-year climatology needs "
+                             "at least two (of one year, the anomalies from it are all zero)")
         return self
 
     def all(self) -> list[int]:
@@ -91,8 +95,13 @@ class DataConfig(Section):
     @field_validator("depths")
     @classmethod
     def _depths_increase(cls, v: list[float]) -> list[float]:
+        from neuralogcm.sources.glorys import off_levels
+
         if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
             raise ValueError("depths must be positive-down and strictly increasing (m)")
+        if off := off_levels(v):
+            raise ValueError(f"{off}: not a GLORYS12 model level (data.depths are a subset of "
+                             "the 50 levels; sources/glorys.py lists them)")
         return v
 
     @model_validator(mode="after")
@@ -113,12 +122,19 @@ class GridConfig(Section):
     regrid_method: Literal["bilinear", "conservative"] = "bilinear"
     na_thres: float = Field(0.5, ge=0, le=1)  # valid fraction below which a target cell is land
 
+    @field_validator("resolution")
+    @classmethod
+    def _divides_180(cls, v: float) -> float:
+        Grid(v)  # ValueError unless 180 / v cells
+        return v
+
 
 class PhysicsConfig(Section):
     """The differentiable physics core (physics/core.py): which terms, how many sub-steps."""
 
-    substeps: int = Field(24, ge=1)  # Strang-split sub-steps per one-day call (24: dt = 1 h)
-    advection: bool = True  # tracers (flux form) and momentum, with the metric terms
+    substeps: int | None = Field(None, ge=1)  # sub-steps a day; None: as stability needs
+    max_substeps: int = Field(96, ge=1)  # cap of the automatic count (each call's is logged)
+    advection: bool = True  # T, S, u, v (limited, advective form), with the metric terms
     coriolis: bool = True  # exact rotation
     pressure_gradient: bool = True  # barotropic, g grad(SSH), at every level
     baroclinic: bool = False  # adds the baroclinic one from T, S (linear equation of state)
@@ -127,7 +143,7 @@ class PhysicsConfig(Section):
     viscosity_init: float = Field(1.0e4, gt=0)  # m^2/s, momentum viscosity at initialisation
     kappa_max: float = Field(1.0e5, gt=0)  # m^2/s, differentiable upper bound of all coefficients
     per_level: bool = True  # one coefficient per group and depth level (False: one per group)
-    polar_latitude: float = Field(60.0, gt=0, lt=90)  # deg, polar filter and coefficient scaling
+    polar_latitude: float = Field(60.0, gt=0, lt=90)  # deg, zonal diffusion scaling starts
     checkpoint: bool = True  # recompute sub-steps in backward (memory ~ 1 sub-step, not a day)
 
 
@@ -276,3 +292,8 @@ def load(source: str | Path | dict[str, Any]) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     return validate(yaml.safe_load(path.read_text()) or {})
+
+
+def uses_physics(model: dict[str, Any]) -> bool:
+    """Whether a `models:` entry steps the physics core, i.e. reads the `physics:` section."""
+    return model["arch"] == "neuralogcm" and model.get("physics", True)

@@ -34,6 +34,7 @@ from neuralogcm.channels import (
 from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
 from neuralogcm.prepare.climatology import day_index
+from neuralogcm.prepare.store import format_dates
 
 STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
 
@@ -120,10 +121,24 @@ class OceanData:
         return self._arrays[name]
 
     def _read(self, names: tuple[str, ...], days: slice) -> np.ndarray:
-        """(days, channels, H, W) float32: the variables stacked in channel order."""
+        """(days, channels, H, W) float32: the variables stacked in channel order.
+
+        DataError naming the store, variable and days where a chunk cannot be read or a day has
+        no finite value: zarr reads a missing chunk (one per day) as NaN, its fill value.
+        """
         parts = []
         for name in names:
-            block = np.asarray(self._array(name)[days], dtype=np.float32)
+            store = self.data_dir / ("ocean.zarr" if name in OCEAN else "forcing.zarr")
+            try:
+                block = np.asarray(self._array(name)[days], dtype=np.float32)
+            except Exception as err:  # noqa: BLE001 - zarr and its codecs raise many kinds
+                raise DataError(f"{store}: variable {name} cannot be read on "
+                                f"{format_dates(self.dates[days])}: {err}") from None
+            empty = np.isnan(block).reshape(len(block), -1).all(axis=1)
+            if empty.any():
+                raise DataError(f"{store}: variable {name} has no data on "
+                                f"{format_dates(self.dates[days][empty])} (a missing chunk, "
+                                "which zarr reads as NaN): rebuild the data stores")
             parts.append(block if name in OCEAN_3D else block[:, None])
         return np.concatenate(parts, axis=1)
 
@@ -262,8 +277,16 @@ class Normalizer(nn.Module):
         clim = _open_zarr(data_dir / "climatology.zarr", PERIODIC)
         if clim.sizes.get("dayofyear") != 365:
             raise DataError(f"{data_dir / 'climatology.zarr'}: needs dayofyear 0..364")
-        stacked = np.concatenate(
-            [clim[v].values if v in OCEAN_3D else clim[v].values[:, None] for v in PERIODIC], 1)
+        parts = []
+        for v in PERIODIC:
+            values = clim[v].values
+            empty = np.flatnonzero(np.isnan(values).reshape(365, -1).all(axis=1))
+            if empty.size:  # a missing chunk (one per day) reads as NaN
+                raise DataError(f"{data_dir / 'climatology.zarr'}: variable {v} has no data on "
+                                f"day(s) of year {empty.tolist()[:10]} (a missing chunk?): "
+                                "rebuild the climatology")
+            parts.append(values if v in OCEAN_3D else values[:, None])
+        stacked = np.concatenate(parts, 1)
         return cls(mean, std, stacked, mask)
 
     def _offset(self, doy: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,12 @@ training: climatology and mean cancel in a difference) and the mean square avera
 all channels before the mean over start dates. ACC is the area-weighted, uncentred correlation of
 forecast and true anomalies from the day-of-year climatology (S, T and SSH, the channels that have
 one), per start date, then averaged over start dates. Bias is the area-weighted mean of forecast
-minus truth, averaged over start dates.
+minus truth, averaged over start dates. A forecast with no anomaly at all (the climatology
+reference) has ACC 0.
+
+A run has diverged on the first day an ocean value of any channel is non-finite or outside the
+physical bounds ``evaluate.bounds``; the stability rows give that day and the first non-finite
+day, for the long runs and for the start-date runs (the earliest over the runs).
 
 The verb writes a tidy CSV: one row per (metric, channel, lead) with columns model, metric,
 variable, level, depth, lead, value, units; stability rows have no channel or lead.
@@ -41,6 +46,9 @@ from neuralogcm.io import atomic_path
 
 log = logging.getLogger(__name__)
 
+# The reference forecasts (reference.py), scored like the models: file name -> name in tables.
+REFERENCES = {"persistence": "persistence", "damped_persistence": "damped persistence",
+              "climatology": "climatology"}
 SCORE_COLUMNS = ["model", "metric", "variable", "level", "depth", "lead", "value", "units"]
 
 
@@ -76,8 +84,9 @@ def spatial_scores(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray,
     if clim is not None:
         clim = np.where(ocean, clim, 0.0)
         a, b = pred - clim, truth - clim
+        a2 = mean(a * a)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scores["acc"] = mean(a * b) / np.sqrt(mean(a * a) * mean(b * b))
+            scores["acc"] = np.where(a2 == 0, 0.0, mean(a * b) / np.sqrt(a2 * mean(b * b)))
     return scores
 
 
@@ -104,16 +113,18 @@ def global_mean(field: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return area_mean(field, weights, axis=(-3, -2, -1))
 
 
-def first_day_out_of_bounds(pred: np.ndarray, mask: np.ndarray, variables: list[str],
-                            bounds: dict[str, tuple[float, float]]) -> int | None:
-    """First lead day (1-based) on which any ocean cell of any channel is non-finite or outside
-    its variable's (min, max) bounds, or None: pred (days, C, H, W), mask (C, H, W) bool."""
+def first_days_out(pred: np.ndarray, mask: np.ndarray, variables: list[str],
+                   bounds: dict[str, tuple[float, float]]) -> tuple[int | None, int | None]:
+    """First lead day (1-based) on which any ocean value of any channel is non-finite or outside
+    its variable's (min, max) bounds, and the first on which one is non-finite; None where there
+    is none: pred (days, C, H, W), mask (C, H, W) bool."""
     low = np.array([bounds[v][0] for v in variables])[:, None, None]
     high = np.array([bounds[v][1] for v in variables])[:, None, None]
     with np.errstate(invalid="ignore"):
         inside = (pred >= low) & (pred <= high)  # False for NaN and inf
-    bad = (~inside & mask).any(axis=(1, 2, 3))
-    return int(np.argmax(bad)) + 1 if bad.any() else None
+    out = (~inside & mask).any(axis=(1, 2, 3))
+    nonfinite = (~np.isfinite(pred) & mask).any(axis=(1, 2, 3))
+    return tuple(int(np.argmax(bad)) + 1 if bad.any() else None for bad in (out, nonfinite))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,17 +145,18 @@ def climatology_channels(clim: xr.Dataset, n_levels: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-class _Truth:
-    """True ocean states and climatology of the data stores, by date."""
+class Truth:
+    """True ocean states (``data``, an OceanData) and the climatology ``clim`` (365, C, H, W)
+    (:func:`climatology_channels`) of the data stores, by date."""
 
-    def __init__(self, data_dir: Path, n_levels: int) -> None:
+    def __init__(self, data_dir: Path) -> None:
         from neuralogcm.data import OceanData
 
         self.data = OceanData(data_dir)
+        self.n_levels = self.data.n_levels
         self.index = pd.Series(np.arange(len(self.data.dates)), index=self.data.dates)
         with xr.open_zarr(data_dir / "climatology.zarr") as clim:
-            self.clim = climatology_channels(clim, n_levels)
-        self.n_levels = n_levels
+            self.clim = climatology_channels(clim, self.n_levels)
 
     def states(self, dates: pd.DatetimeIndex) -> np.ndarray:
         """True states (days, C, H, W) of consecutive ``dates``, physical units, NaN on land."""
@@ -176,7 +188,7 @@ def _channel_table(values: np.ndarray, metric: str, leads: np.ndarray, variables
     })
 
 
-def score_rollout(rollout: xr.Dataset, truth: _Truth, std: np.ndarray, lat: np.ndarray,
+def score_rollout(rollout: xr.Dataset, truth: Truth, std: np.ndarray, lat: np.ndarray,
                   mask: np.ndarray, bounds: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """All scores of one model's rollout store as a tidy table (columns SCORE_COLUMNS[1:]).
 
@@ -192,7 +204,7 @@ def score_rollout(rollout: xr.Dataset, truth: _Truth, std: np.ndarray, lat: np.n
     leads = rollout["lead"].values
 
     per_start = {"mse": [], "mean_error": [], "acc": [], "mse_norm": []}
-    stable_starts = []
+    start_days = []  # (first day out of bounds, first non-finite day) per start-date run
     for s, start in enumerate(pd.DatetimeIndex(rollout["start"].values)):
         dates = start + pd.to_timedelta(leads, unit="D")
         pred = rollout["prediction"].isel(start=s).values
@@ -202,7 +214,7 @@ def score_rollout(rollout: xr.Dataset, truth: _Truth, std: np.ndarray, lat: np.n
         per_start["mean_error"].append(scores["mean_error"])
         per_start["acc"].append(scores["acc"])
         per_start["mse_norm"].append((scores["mse"] / std**2).mean(axis=-1))
-        stable_starts.append(first_day_out_of_bounds(pred, mask, variables, bounds) is None)
+        start_days.append(first_days_out(pred, mask, variables, bounds))
         log.info("scored start %s", start.date())
     mean = {k: np.mean(v, axis=0) for k, v in per_start.items()}
 
@@ -214,49 +226,60 @@ def score_rollout(rollout: xr.Dataset, truth: _Truth, std: np.ndarray, lat: np.n
     frames.append(pd.DataFrame({"metric": "rmse_norm", "variable": "all", "level": -1,
                                 "depth": np.nan, "lead": leads,
                                 "value": np.sqrt(mean["mse_norm"]), "units": "1"}))
-    frames.append(stability_scores(rollout, truth, mask, weights, bounds, stable_starts))
+    frames.append(stability_scores(rollout, truth, mask, weights, bounds, start_days))
     return pd.concat(frames, ignore_index=True)
 
 
-def stability_scores(rollout: xr.Dataset, truth: _Truth, mask: np.ndarray, weights: np.ndarray,
-                     bounds: dict[str, tuple[float, float]], stable_starts: list[bool],
+def stability_scores(rollout: xr.Dataset, truth: Truth, mask: np.ndarray, weights: np.ndarray,
+                     bounds: dict[str, tuple[float, float]],
+                     start_days: list[tuple[int | None, int | None]],
                      block: int = 32) -> pd.DataFrame:
     """Stability of the long runs (read ``block`` days at a time) as tidy rows.
 
     ``stable_fraction``: fraction of long runs whose every ocean value stays finite and within
-    ``bounds`` on every day; ``first_day_out_of_bounds``: the earliest such day over the long
-    runs (NaN if none leaves); ``drift_thetao`` / ``drift_so``: forecast minus true global mean
-    (area-weighted over the ocean cells of all levels) on the last day, mean over long runs;
-    ``stable_fraction_starts``: the fraction of ``stable_starts``, the same test on the
-    start-date runs.
+    ``bounds`` on every day; ``first_day_out_of_bounds`` / ``first_day_nonfinite``: the earliest
+    day over the long runs on which one leaves the bounds / becomes non-finite (NaN if none);
+    ``drift_thetao`` / ``drift_so``: forecast minus true global mean (area-weighted over the
+    ocean cells of all levels) on the last day, mean over long runs; ``stable_fraction_starts``,
+    ``first_day_out_of_bounds_starts``, ``first_day_nonfinite_starts``: the same for the
+    start-date runs, from their :func:`first_days_out` ``start_days``.
     """
     n_levels = truth.n_levels
     variables = channel_variable(n_levels)
     n_days = rollout.sizes["day"]
-    out_days, drifts = [], {"thetao": [], "so": []}
+    long_days, drifts = [], {"thetao": [], "so": []}
     for s, start in enumerate(pd.DatetimeIndex(rollout["long_start"].values)):
         run = rollout["long_prediction"].isel(long_start=s)
-        out = None
+        days = [None, None]  # out of bounds, non-finite
         for first in range(0, n_days, block):
-            pred = run.isel(day=slice(first, first + block)).values
-            day = first_day_out_of_bounds(pred, mask, variables, bounds)
-            if day is not None:
-                out = first + day
+            found = first_days_out(run.isel(day=slice(first, first + block)).values, mask,
+                                   variables, bounds)
+            for k, day in enumerate(found):
+                if days[k] is None and day is not None:
+                    days[k] = first + day
+            if days[1] is not None:
                 break
-        out_days.append(out)
+        long_days.append(tuple(days))
         last_day = pd.DatetimeIndex([start + pd.Timedelta(days=int(run["day"].values[-1]))])
         true, pred = truth.states(last_day)[0], run.isel(day=-1).values
         for var in drifts:
             sl = variable_slice(var, n_levels)
             drifts[var].append(global_mean(pred[sl], weights[sl])
                                - global_mean(true[sl], weights[sl]))
-    left = [d for d in out_days if d is not None]
+
+    def earliest(runs, k):
+        days = [d[k] for d in runs if d[k] is not None]
+        return min(days) if days else np.nan
+
     rows = [
-        ("stable_fraction", "all", np.mean([d is None for d in out_days]), "1"),
-        ("first_day_out_of_bounds", "all", min(left) if left else np.nan, "day"),
+        ("stable_fraction", "all", np.mean([d[0] is None for d in long_days]), "1"),
+        ("first_day_out_of_bounds", "all", earliest(long_days, 0), "day"),
+        ("first_day_nonfinite", "all", earliest(long_days, 1), "day"),
         ("drift_thetao", "thetao", np.mean(drifts["thetao"]), CF["thetao"]["units"]),
         ("drift_so", "so", np.mean(drifts["so"]), CF["so"]["units"]),
-        ("stable_fraction_starts", "all", np.mean(stable_starts), "1"),
+        ("stable_fraction_starts", "all", np.mean([d[0] is None for d in start_days]), "1"),
+        ("first_day_out_of_bounds_starts", "all", earliest(start_days, 0), "day"),
+        ("first_day_nonfinite_starts", "all", earliest(start_days, 1), "day"),
     ]
     return pd.DataFrame([{"metric": m, "variable": v, "level": -1, "depth": np.nan,
                           "lead": np.nan, "value": x, "units": u} for m, v, x, u in rows])
@@ -295,7 +318,7 @@ def cli_main(args: argparse.Namespace) -> None:
     stats = xr.open_dataset(args.data_dir / "stats.nc")
     channels = list(rollout["channel"].values)
     std = stats["std"].sel(channel=channels).values.astype(np.float64)
-    truth = _Truth(args.data_dir, n_levels)
+    truth = Truth(args.data_dir)
     scores = score_rollout(rollout, truth, std, rollout["lat"].values,
                            mask[channel_level(n_levels)], dict(cfg.evaluate.bounds))
     scores.insert(0, "model", args.model)

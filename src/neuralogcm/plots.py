@@ -5,7 +5,8 @@
   the long run from 1 January: truth and the models of ``evaluate.fig4_models`` side by side, land
   shaded, one colour scale per row (paper Figure 4).
 - ``rmse_vs_lead``: RMSE against lead day per variable (levels nearest ``evaluate.table_depths``)
-  and of the normalised all-channel RMSE, one file ``rmse_vs_lead_{variable}.png`` each.
+  and of the normalised all-channel RMSE, one file ``rmse_vs_lead_{variable}.png`` each; the
+  reference forecasts in black and grey, a cross on each model's first day out of bounds.
 - ``coefficients``: the learned physical coefficients (m^2/s) of the hybrid models over training.
 """
 
@@ -29,7 +30,7 @@ from neuralogcm.channels import CF, OCEAN
 from neuralogcm.config import Config, ConfigError, load
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
-from neuralogcm.metrics import read_scores
+from neuralogcm.metrics import REFERENCES, read_scores
 from neuralogcm.tables import nearest_levels, read_history
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,22 @@ LABELS = {"so": "salinity", "uo": "eastward velocity", "vo": "northward velocity
           "all": "all channels, normalised"}
 
 
+REFERENCE_STYLES = {
+    "persistence": {"color": "k", "linestyle": "--", "linewidth": 1.2},
+    "damped_persistence": {"color": "k", "linestyle": "-.", "linewidth": 1.2},
+    "climatology": {"color": "0.5", "linestyle": ":", "linewidth": 1.6},
+}
+
+
 def model_styles(cfg: Config) -> dict[str, dict]:
-    """One colour per model in config order; the hybrid models drawn thicker."""
+    """One colour per model in config order, the hybrid models drawn thicker; the reference
+    forecasts in black and grey, dashed, with their table names as labels."""
     colours = plt.get_cmap("tab10").colors
-    return {name: {"color": colours[i % 10],
-                   "linewidth": 2.4 if spec["arch"] == "neuralogcm" else 1.4}
-            for i, (name, spec) in enumerate(cfg.models.items())}
+    styles = {name: {"color": colours[i % 10], "label": name,
+                     "linewidth": 2.4 if spec["arch"] == "neuralogcm" else 1.4}
+              for i, (name, spec) in enumerate(cfg.models.items())}
+    return styles | {name: style | {"label": REFERENCES[name]}
+                     for name, style in REFERENCE_STYLES.items()}
 
 
 def _save(fig, out: Path) -> None:
@@ -65,8 +76,8 @@ def fig3_validation_loss(histories: dict[str, pd.DataFrame], cfg: Config, out: P
     styles = model_styles(cfg)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, history in histories.items():
-        ax.plot(history.epoch, history.valid_loss, marker="o", markersize=3, label=name,
-                **styles.get(name, {}))
+        ax.plot(history.epoch, history.valid_loss, marker="o", markersize=3,
+                **({"label": name} | styles.get(name, {})))
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -142,6 +153,10 @@ def fig4_anomalies(rollouts: dict[str, xr.Dataset], data_dir: Path, cfg: Config,
 def rmse_vs_lead(scores: pd.DataFrame, cfg: Config, out_dir: Path) -> list[Path]:
     """One figure per variable of LEAD_PLOT_VARIABLES; returns the paths written."""
     styles = model_styles(cfg)
+    out_of_bounds = scores[scores.metric == "first_day_out_of_bounds_starts"].set_index(
+        "model").value
+    order = {name: k for k, name in enumerate(styles)}
+    scores = scores.sort_values("model", key=lambda m: m.map(order), kind="stable")
     rmse = scores[scores.metric == "rmse"]
     depths = np.sort(rmse.loc[rmse.variable == "thetao", "depth"].unique())
     levels = nearest_levels(depths, cfg.evaluate.table_depths)
@@ -161,7 +176,10 @@ def rmse_vs_lead(scores: pd.DataFrame, cfg: Config, out_dir: Path) -> list[Path]
                                  squeeze=False, constrained_layout=True)
         for ax, (title, rows) in zip(axes[0], panels, strict=True):
             for name, group in rows.groupby("model", sort=False):
-                ax.plot(group.lead, group.value, label=name, **styles.get(name, {}))
+                style = {"label": name} | styles.get(name, {})
+                ax.plot(group.lead, group.value, **style)
+                out = group[group.lead == out_of_bounds.get(name)]
+                ax.plot(out.lead, out.value, "x", color=style.get("color"), markersize=9)
             values = rows.value[np.isfinite(rows.value) & (rows.value > 0)]
             if len(values) and values.max() / values.min() > 30:
                 ax.set_yscale("log")
@@ -173,7 +191,7 @@ def rmse_vs_lead(scores: pd.DataFrame, cfg: Config, out_dir: Path) -> list[Path]
             ax.grid(True, alpha=0.3)
         axes[0, 0].set_ylabel(f"RMSE ({units})")
         axes[0, -1].legend(fontsize=7)
-        fig.suptitle(f"RMSE vs lead: {LABELS[var]}", fontsize=11)
+        fig.suptitle(f"RMSE vs lead: {LABELS[var]} (x: first day out of bounds)", fontsize=11)
         path = out_dir / f"rmse_vs_lead_{var}.png"
         _save(fig, path)
         written.append(path)

@@ -9,7 +9,10 @@ Two kinds of run, both written to one zarr store in physical units with NaN on l
   ``evaluate.long_rollout_days`` days from 1 January of each test year (stability, Figure 4).
 
 Each forecast is denormalised with the climatology of its own date (``day_index``). Stateful
-models carry their hidden state through the run. The store's attributes record the speed of the
+models carry their hidden state through the run. A run stops on the first day an ocean value of
+its forecast is non-finite (its later days stay NaN); the store's attribute
+``first_nonfinite_day`` records that day per run. The reference forecasts (reference.py) are
+written by the same :func:`write_forecasts`. The store's attributes record the speed of the
 long runs (seconds per simulated day, simulated years per day) and the machine that ran them; for
 hybrid models also the physics core alone, stepped in physical units, as the numerical reference.
 """
@@ -22,7 +25,7 @@ import platform
 import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +75,12 @@ def long_start_indices(dates: pd.DatetimeIndex, test_years: list[int], days: int
     return starts
 
 
-def _first(hidden, k: int):
-    """The recurrent state of the first ``k`` runs of a batch (tensors, tuples, lists, None)."""
+def _take(hidden, rows: torch.Tensor):
+    """The recurrent state of the batch rows ``rows`` (tensors, tuples, lists, None)."""
     if isinstance(hidden, torch.Tensor):
-        return hidden[:k]
+        return hidden[rows.to(hidden.device)]
     if isinstance(hidden, tuple | list):
-        return type(hidden)(_first(h, k) for h in hidden)
+        return type(hidden)(_take(h, rows) for h in hidden)
     return hidden
 
 
@@ -85,9 +88,12 @@ class Rollout:
     """Steps a batch of runs forward, one day at a time, with the true forcing.
 
     ``days(starts, lengths)`` runs from the data days ``starts`` for ``lengths`` days each (in
-    decreasing order) and yields, for lead day t + 1 = 1, 2, ..., (t, forecasts (k, C, H, W)) of
-    the k runs still going, float32 physical units with NaN on land; a run leaves the batch when
-    it is done. ``timing`` maps a batch size to (seconds, steps) spent computing forecasts.
+    decreasing order) and yields, for lead day t + 1 = 1, 2, ..., (t, runs, forecasts): ``runs``
+    (k,) the positions in ``starts`` of the k runs still going, forecasts (k, C, H, W) float32
+    physical units with NaN on land. A run leaves the batch when it is done, or after the first
+    day on which an ocean value of its forecast is non-finite: ``nonfinite`` maps its position to
+    that lead day (its later days are never computed). ``timing`` maps a batch size to (seconds,
+    steps) spent computing forecasts.
     """
 
     def __init__(self, model, normalizer, data, device: torch.device) -> None:
@@ -95,14 +101,17 @@ class Rollout:
         self.normalizer = normalizer
         self.data = data
         self.device = device
-        self.land = ~torch.as_tensor(data.mask[channel_level(data.n_levels)], device=device)
+        self.ocean = data.mask[channel_level(data.n_levels)]  # (C, H, W) bool
+        self.land = ~torch.as_tensor(self.ocean, device=device)
         self.timing: dict[int, tuple[float, int]] = {}
+        self.nonfinite: dict[int, int] = {}
 
     def _doy(self, indices: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(self.data.day_indices[indices], device=self.device)
 
     @torch.inference_mode()
-    def days(self, starts: list[int], lengths: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    def days(self, starts: list[int], lengths: list[int]
+             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         starts, lengths = np.asarray(starts), np.asarray(lengths)
         if (np.diff(lengths) > 0).any():
             raise ValueError("runs must come in decreasing order of length")
@@ -111,19 +120,26 @@ class Rollout:
             self.data.forcings(slice(first, int((starts + lengths).max())))).to(self.device)
         state = torch.from_numpy(np.stack([self.data.state(int(i)) for i in starts]))
         state = self.normalizer.normalize_state(state.to(self.device), self._doy(starts))
-        hidden = None
+        hidden, runs, finite = None, np.arange(len(starts)), np.ones(len(starts), bool)
         for t in range(int(lengths[0])):
-            k = int((lengths > t).sum())
+            keep = finite & (lengths[runs] > t)
+            if not keep.all():  # drop the runs that are done or non-finite
+                rows = torch.as_tensor(np.flatnonzero(keep), device=self.device)
+                state, hidden, runs = state[rows], _take(hidden, rows), runs[keep]
+            if len(runs) == 0:
+                return
             tic = time.perf_counter()
-            state, hidden, days = state[:k], _first(hidden, k), starts[:k] + t
+            days = starts[runs] + t
             forcing = self.normalizer.normalize_forcing(forcing_days[days - first])
             doy_next = self._doy(days + 1)
             state, hidden = self.model(state, forcing, self._doy(days), doy_next, hidden)
             phys = self.normalizer.denormalize_state(state, doy_next).masked_fill(self.land, np.nan)
             out = phys.float().cpu().numpy()  # synchronises the device
-            seconds, steps = self.timing.get(k, (0.0, 0))
-            self.timing[k] = (seconds + time.perf_counter() - tic, steps + 1)
-            yield t, out
+            seconds, steps = self.timing.get(len(runs), (0.0, 0))
+            self.timing[len(runs)] = (seconds + time.perf_counter() - tic, steps + 1)
+            finite = np.isfinite(np.where(self.ocean, out, 0.0)).all(axis=(1, 2, 3))
+            self.nonfinite |= {int(r): t + 1 for r in runs[~finite]}
+            yield t, runs, out
 
     def seconds_per_simulated_day(self) -> tuple[float, int]:
         """Wall seconds per simulated day of one run, from the steps with the smallest batch
@@ -261,15 +277,18 @@ def _template(data, starts: list[int], long_starts: list[int], max_lead: int,
     )
 
 
-def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, data,
-                   device: torch.device) -> dict:
-    """Run every rollout of one model and write the store at ``path`` atomically; return its
-    attributes (speed and machine)."""
+def write_forecasts(path: Path, cfg: Config, name: str, forecast, data,
+                    describe: Callable[[], dict]) -> dict:
+    """Run every run of ``forecast`` (a :class:`Rollout`, or anything with its ``days`` and
+    ``nonfinite``) and write the store at ``path`` atomically; return its attributes:
+    ``describe()`` (called after the runs), the config digest and ``first_nonfinite_day``
+    (first day of a run -> the lead day it became non-finite and stopped, for the runs that
+    did)."""
     ev = cfg.evaluate
     test_years = cfg.data.years.split("test")
     starts = start_indices(data.dates, test_years, ev.start_every_days, ev.max_lead)
     long_starts = long_start_indices(data.dates, test_years, ev.long_rollout_days)
-    log.info("%s: %d start dates x %d days, %d long runs x %d days", model_name, len(starts),
+    log.info("%s: %d start dates x %d days, %d long runs x %d days", name, len(starts),
              ev.max_lead, len(long_starts), ev.long_rollout_days)
     # One batch: a run from a date that is both a start date and a long-run start serves both.
     length = {i: ev.max_lead for i in starts}
@@ -281,24 +300,41 @@ def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, 
         _template(data, starts, long_starts, ev.max_lead, ev.long_rollout_days).to_zarr(
             tmp, compute=False, consolidated=False)
         store = zarr.open_group(tmp, mode="r+")
-        writers = {name: _LeadWriter(store[name], lead_block(data, n_days))
-                   for name, n_days in (("prediction", ev.max_lead),
-                                        ("long_prediction", ev.long_rollout_days))}
-        rollout = Rollout(model, normalizer, data, device)
-        for t, fields in rollout.days(runs, [length[i] for i in runs]):
-            for i, field in zip(runs, fields, strict=False):
+        writers = {var: _LeadWriter(store[var], lead_block(data, n_days))
+                   for var, n_days in (("prediction", ev.max_lead),
+                                       ("long_prediction", ev.long_rollout_days))}
+        for t, positions, fields in forecast.days(runs, [length[i] for i in runs]):
+            for i, field in zip([runs[r] for r in positions], fields, strict=True):
                 if i in start_pos and t < ev.max_lead:
                     writers["prediction"].put(start_pos[i], t, field)
                 if i in long_pos:
                     writers["long_prediction"].put(long_pos[i], t, field)
         for writer in writers.values():
             writer.flush()
+        stopped = {str(data.dates[runs[r]].date()): day for r, day in forecast.nonfinite.items()}
+        for first_day, day in stopped.items():
+            log.warning("%s: the run from %s became non-finite on day %d and was stopped there",
+                        name, first_day, day)
+        attrs = {**describe(), "config_digest": cfg.digest(), "first_nonfinite_day": stopped}
+        store.attrs.update(attrs)
+        with warnings.catch_warnings():  # consolidated metadata: not yet in the v3 spec
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            zarr.consolidate_metadata(tmp)
+    return attrs
+
+
+def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, data,
+                   device: torch.device) -> dict:
+    """Run every rollout of one model and write the store at ``path`` atomically
+    (:func:`write_forecasts`); return its attributes (speed and machine among them)."""
+    rollout = Rollout(model, normalizer, data, device)
+
+    def describe() -> dict:
         seconds_per_day, batch = rollout.seconds_per_simulated_day()
         attrs = {
             "model": model_name,
             "arch": cfg.models[model_name]["arch"],
             "source": f"neuralogcm {__version__} rollout",
-            "config_digest": cfg.digest(),
             **machine_label(device),
             "seconds_per_simulated_day": seconds_per_day,
             "simulated_years_per_day": 86400.0 / seconds_per_day / DAYS_PER_YEAR,
@@ -309,11 +345,9 @@ def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, 
             core = physics_core_seconds_per_day(cfg, data, device)
             attrs["physics_core_seconds_per_simulated_day"] = core
             attrs["physics_core_simulated_years_per_day"] = 86400.0 / core / DAYS_PER_YEAR
-        store.attrs.update(attrs)
-        with warnings.catch_warnings():  # consolidated metadata: not yet in the v3 spec
-            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-            zarr.consolidate_metadata(tmp)
-    return attrs
+        return attrs
+
+    return write_forecasts(path, cfg, model_name, rollout, data, describe)
 
 
 def open_rollout(path: str | Path) -> xr.Dataset:

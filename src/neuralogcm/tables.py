@@ -11,6 +11,12 @@ caption that says what they are):
 - ``speed``: training seconds per step, rollout seconds per simulated day and simulated years per
   day (SYPD) per model, labelled with the machines that measured them; the physics core alone as
   the numerical-model reference.
+
+The reference forecasts (persistence, damped persistence, climatology: reference.py) are rows
+below the models wherever they are scored. In the markdown of the lead tables a model worse than
+climatology at a lead is marked '†', and the leads at or after the first day on which one of a
+model's start-date runs left the physical bounds show 'out of bounds (dN)' instead of a score
+(the CSV keeps the numbers).
 """
 
 from __future__ import annotations
@@ -25,30 +31,93 @@ import pandas as pd
 from neuralogcm.config import Config, load
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
-from neuralogcm.metrics import read_scores
+from neuralogcm.metrics import REFERENCES, read_scores
 
 log = logging.getLogger(__name__)
 
 PHYSICS_CORE = "physics core (numerical reference)"
-DIVERGED = "diverged"  # a score that is NaN because a forecast became non-finite on the ocean
+CLIMATOLOGY = REFERENCES["climatology"]
+REFERENCE_ROWS = (
+    "Reference rows, scored by the same code: 'persistence' holds the initial state; "
+    "'damped persistence' multiplies the initial anomaly from the climatology by r1^tau at lead "
+    "tau (r1 per channel: the lag-1 autocorrelation of the training years' daily anomalies); "
+    "'climatology' forecasts the day-of-year climatology of the training years (no anomaly)."
+)
+WORSE = " †"  # a model worse than the climatology reference at this lead
+LEGEND = (
+    f"'{WORSE.strip()}': a model worse than the climatology reference at that lead (a higher "
+    "RMSE, a lower ACC). "
+    "'out of bounds (dN)': a lead at or after day N, the first day on which one of the model's "
+    "start-date runs left the physical bounds (evaluate.bounds) or became non-finite; its score "
+    "is not a forecast's and is not shown (the CSV keeps it). 'non-finite (dM)': no score, a run "
+    "became non-finite on day M."
+)
 
 
 def _model_order(cfg: Config, models) -> list[str]:
-    """Config order of the models present."""
+    """Config order of the models present, then the references present."""
     present = set(models)
-    return [m for m in cfg.models if m in present]
+    return [m for m in (*cfg.models, *REFERENCES) if m in present]
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows renamed from score names to table names (the references' own names)."""
+    return frame.rename(index=REFERENCES)
 
 
 def _by_lead(rows: pd.DataFrame, cfg: Config, what: str) -> pd.DataFrame:
     """Pivot rows (model, lead, value) to models x the configured table leads."""
     leads = cfg.evaluate.leads
-    wide = rows.pivot_table(index="model", columns="lead", values="value", aggfunc="first")
+    wide = rows.pivot_table(index="model", columns="lead", values="value", aggfunc="first",
+                            dropna=False)
     missing = [lead for lead in leads if lead not in wide.columns]
     if missing:
         raise DataError(f"the scores have no {what} at lead days {missing} (evaluate.leads)")
     wide = wide[leads].reindex(_model_order(cfg, wide.index))
     wide.columns = [f"day {lead}" for lead in leads]
-    return wide
+    return _labelled(wide)
+
+
+def _stability(scores: pd.DataFrame, cfg: Config, metrics: list[str]) -> pd.DataFrame:
+    """Models x the stability ``metrics`` (rows without a lead)."""
+    rows = scores[scores.metric.isin(metrics)]
+    missing = set(metrics) - set(rows.metric)
+    if missing:
+        raise DataError(f"the scores lack {sorted(missing)}: they predate the rollout guard, "
+                        "score the rollouts again (neuralogcm score)")
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first",
+                            dropna=False)
+    return _labelled(wide.reindex(index=_model_order(cfg, wide.index), columns=metrics))
+
+
+def _day(day: float) -> str:
+    return f"d{day:.0f}"
+
+
+def _marked(wide: pd.DataFrame, scores: pd.DataFrame, cfg: Config,
+            higher_is_better: bool = False) -> pd.DataFrame:
+    """The cells of a models x leads table as text (4 significant digits) with the LEGEND's
+    markers: the first day out of bounds and the first non-finite day of each model's
+    start-date runs, and '†' on a model worse than the climatology row."""
+    days = _stability(scores, cfg, ["first_day_out_of_bounds_starts",
+                                    "first_day_nonfinite_starts"])
+    clim = wide.loc[CLIMATOLOGY] if CLIMATOLOGY in wide.index else None
+    text = wide.astype(object)
+    for model, row in wide.iterrows():
+        out, nonfinite = days.loc[model]
+        for column, lead in zip(wide.columns, cfg.evaluate.leads, strict=True):
+            value = row[column]
+            if np.isnan(value):
+                cell = f"non-finite ({_day(nonfinite)})" if np.isfinite(nonfinite) else "n/a"
+            elif lead >= out:
+                cell = f"out of bounds ({_day(out)})"
+            else:
+                cell = f"{value:.4g}"
+                if clim is not None and model not in REFERENCES.values():
+                    sign = -1 if higher_is_better else 1
+                    cell += WORSE if sign * (value - clim[column]) > 0 else ""
+            text.loc[model, column] = cell
+    return text
 
 
 def _describe_starts(cfg: Config) -> str:
@@ -67,9 +136,9 @@ def table2(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
         "cells only, averaged over channels, then over the "
         f"{_describe_starts(cfg)}, then square-rooted); lower is better. "
         f"Test years {cfg.data.years.test[0]}-{cfg.data.years.test[1]}, run '{cfg.run}'. "
-        f"'{DIVERGED}': a forecast became non-finite."
+        f"{REFERENCE_ROWS} {LEGEND}"
     )
-    return wide, f"{caption}\n\n{_markdown(wide, DIVERGED)}"
+    return wide, f"{caption}\n\n{_markdown(_marked(wide, scores, cfg))}"
 
 
 def nearest_levels(depths: np.ndarray, targets: list[float]) -> list[int]:
@@ -117,10 +186,12 @@ def variables_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, st
         "cos(latitude) over the ocean cells of each level, the mean square averaged over the "
         f"{_describe_starts(cfg)} before the square root; the surface current RMSE is that of the "
         "(u, v) vector. ACC: uncentred anomaly correlation against the day-of-year climatology "
-        "of the training years, averaged over start dates (1 is perfect).", ""]
+        "of the training years, averaged over start dates (1 is perfect; the climatology "
+        f"forecast, which has no anomaly, has 0). {REFERENCE_ROWS} {LEGEND}", ""]
     for quantity, metric, units, wide in variable_rows(scores, cfg):
         blocks.append(wide.reset_index().assign(quantity=quantity, metric=metric, units=units))
-        text += [f"### {quantity}: {metric} ({units})", "", _markdown(wide, DIVERGED), ""]
+        cells = _marked(wide, scores, cfg, higher_is_better=metric == "ACC")
+        text += [f"### {quantity}: {metric} ({units})", "", _markdown(cells), ""]
     frame = pd.concat(blocks, ignore_index=True)
     first = ["quantity", "metric", "units", "model"]
     frame = frame[first + [c for c in frame.columns if c not in first]].set_index("quantity")
@@ -128,33 +199,43 @@ def variables_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, st
 
 
 def stability_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
-    """Per model: fraction of stable long runs, first day out of bounds, drifts of the global
-    means, and the fraction of stable start-date runs; and the captioned markdown."""
+    """Per model and reference: fraction of stable long runs, their first days out of bounds and
+    non-finite, drifts of the global means, and the same for the start-date runs; and the
+    captioned markdown."""
+    ev = cfg.evaluate
     columns = {
-        "stable_fraction": f"stable fraction ({cfg.evaluate.long_rollout_days}-day runs)",
+        "stable_fraction": f"stable fraction ({ev.long_rollout_days}-day runs)",
         "first_day_out_of_bounds": "first day out of bounds",
+        "first_day_nonfinite": "first day non-finite",
         "drift_thetao": "global-mean T drift (degC)",
         "drift_so": "global-mean S drift (1e-3)",
-        "stable_fraction_starts": f"stable fraction ({cfg.evaluate.max_lead}-day runs)",
+        "stable_fraction_starts": f"stable fraction ({ev.max_lead}-day runs)",
+        "first_day_out_of_bounds_starts": f"first day out of bounds ({ev.max_lead}-day runs)",
     }
-    rows = scores[scores.metric.isin(list(columns))]
-    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first",
-                            dropna=False)
-    wide = wide.reindex(index=_model_order(cfg, wide.index), columns=list(columns))
-    wide.columns = list(columns.values())
-    bounds = ", ".join(f"{v} [{lo:g}, {hi:g}]" for v, (lo, hi) in cfg.evaluate.bounds.items())
+    wide = _stability(scores, cfg, list(columns))
+    shown = wide.astype(object)
+    for model, row in wide.iterrows():
+        for metric in ("first_day_out_of_bounds", "first_day_nonfinite",
+                       "first_day_out_of_bounds_starts"):
+            shown.loc[model, metric] = "never" if np.isnan(row[metric]) else f"{row[metric]:.0f}"
+        for metric in ("drift_thetao", "drift_so"):
+            if np.isnan(row[metric]):
+                day = row["first_day_nonfinite"]
+                shown.loc[model, metric] = (f"non-finite ({_day(day)})" if np.isfinite(day)
+                                            else "n/a")
+    wide.columns = shown.columns = list(columns.values())
+    bounds = ", ".join(f"{v} [{lo:g}, {hi:g}]" for v, (lo, hi) in ev.bounds.items())
     caption = (
-        f"Stability of the {cfg.evaluate.long_rollout_days}-day runs from 1 January of each test "
+        f"Stability of the {ev.long_rollout_days}-day runs from 1 January of each test "
         "year: a run is stable when every ocean value stays finite and within the physical bounds "
-        f"({bounds}) on every day; 'never': no run leaves them. "
+        f"({bounds}) on every day; the first day out of bounds (non-finite values count) and the "
+        "first non-finite day are the earliest over the runs; 'never': no run does. "
         "Drift: forecast minus true global mean (area-weighted over the ocean cells of all "
-        "levels) on the last day of the run. The last column applies the same test to the "
-        "start-date runs."
+        "levels) on the last day of the run; 'non-finite (dM)': a run became non-finite on day "
+        "M. The last two columns apply the bounds test to the start-date runs. "
+        f"{REFERENCE_ROWS}"
     )
-    first_day = columns["first_day_out_of_bounds"]
-    shown = wide.assign(**{first_day: wide[first_day].map(
-        lambda day: "never" if np.isnan(day) else f"{day:.0f}")})
-    return wide, f"{caption}\n\n{_markdown(shown, DIVERGED)}"
+    return wide, f"{caption}\n\n{_markdown(shown)}"
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -226,12 +307,12 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
     return frame, f"{caption}\n\n{_markdown(frame)}"
 
 
-def _markdown(frame: pd.DataFrame, missing: str = "") -> str:
-    """The table as markdown: numbers to 4 significant digits, ``missing`` where one is NaN."""
+def _markdown(frame: pd.DataFrame) -> str:
+    """The table as markdown: numbers to 4 significant digits, empty where one is NaN."""
 
     def cell(value):
         if isinstance(value, float | np.floating):
-            return missing if np.isnan(value) else f"{value:.4g}"
+            return "" if np.isnan(value) else f"{value:.4g}"
         return value
 
     return frame.map(cell).to_markdown(colalign=["left"] + ["right"] * frame.shape[1])

@@ -14,11 +14,14 @@ Outputs in --out-dir (rank 0 alone writes): history.csv (epoch, train_loss, vali
 and the model's learned coefficients in m^2/s), checkpoint.pt (the weights of the best validation
 epoch) and last.pt (everything needed to continue). All three are written atomically.
 
-Resuming: with ``--resume`` a last.pt written for the same configuration (``train.epochs`` and
-``train.multistep.epochs`` may differ, to extend a run) continues exactly where it stopped: the
-next step sees the same batch and gives the same loss as an uninterrupted run. SIGTERM and
-SIGUSR1 (what Slurm sends before a time limit or preemption) save last.pt after the current step
-and end the process with status 128 + signal, so the job is requeued or rerun with --resume.
+Resuming: with ``--resume`` the last.pt of an unfinished run with the same settings and the same
+input data (:func:`fingerprint`; ``train.epochs`` may differ) continues exactly where it stopped:
+the next step sees the same batch and gives the same loss as an uninterrupted run. Any other
+last.pt (a finished run, other settings, rebuilt stores) is ignored and training starts from
+scratch, so a rerun that Snakemake decides on (-f, changed settings or inputs) really retrains.
+SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) save last.pt after the
+current step and end the process with status 128 + signal, so the job is requeued or rerun with
+--resume.
 A NaN or Inf loss stops training with a message naming the step; last.pt stays the last good one.
 """
 
@@ -46,7 +49,7 @@ from tqdm import tqdm
 
 from neuralogcm import __version__
 from neuralogcm.channels import channel_level
-from neuralogcm.config import Config, ConfigError, load, validate
+from neuralogcm.config import Config, ConfigError, load, uses_physics, validate
 from neuralogcm.data import Normalizer, OceanData, WindowDataset
 from neuralogcm.errors import DataError, UserError
 from neuralogcm.io import atomic_path
@@ -58,6 +61,8 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 RESUMABLE_CHANGES = ("epochs", "num_workers", "cache_gb", "compile", "channels_last")
+DATA_STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
+ZARR_METADATA = ("zarr.json", ".zmetadata", ".zattrs", ".zgroup")
 
 
 class TrainingDiverged(UserError):
@@ -236,14 +241,30 @@ class StopSignals:
 # Checkpoints
 
 
-def fingerprint(cfg: Config, model_name: str) -> str:
-    """Digest of what a resumed run must share with the run that wrote last.pt: everything that
-    shapes the weights, not the epoch counts (to extend a run) nor how fast it runs."""
+def inputs_digest(data_dir: str | Path) -> str:
+    """Digest of the data stores training reads: the bytes of mask.nc and stats.nc and each zarr
+    store's root metadata (provenance attributes with the config digest, variables, shapes)."""
+    data_dir = Path(data_dir)
+    digest = hashlib.sha256()
+    for name in DATA_STORES:
+        path = data_dir / name
+        for file in [path / m for m in ZARR_METADATA] if path.is_dir() else [path]:
+            if file.is_file():
+                digest.update(f"{file.relative_to(data_dir)}\0".encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(cfg: Config, model_name: str, data_dir: str | Path) -> str:
+    """Digest of what a resumed run must share with the run that wrote last.pt: the settings
+    that shape the weights (not the epoch counts nor how fast it runs; `physics` only for a
+    model with the physics core) and the input data (:func:`inputs_digest`)."""
     dump = cfg.model_dump(mode="json")
     train = {k: v for k, v in dump["train"].items() if k not in RESUMABLE_CHANGES}
     train["multistep"] = dict(train["multistep"], epochs=None)
-    keep = {"data": dump["data"], "grid": dump["grid"], "physics": dump["physics"],
-            "train": train, "model": dump["models"][model_name], "name": model_name}
+    model = dump["models"][model_name]
+    keep = {"data": dump["data"], "grid": dump["grid"], "train": train, "model": model,
+            "name": model_name, "physics": dump["physics"] if uses_physics(model) else None,
+            "inputs": inputs_digest(data_dir)}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -253,12 +274,18 @@ def save(payload: dict, path: Path) -> None:
 
 
 def read(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's payload, loaded with weights_only=True; DataError naming the file if it is
+    missing, damaged or holds objects other than tensors and plain values (torch's advice to
+    load those otherwise, which can run arbitrary code, is not passed on)."""
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataError(f"checkpoint {path} does not exist") from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise DataError(f"checkpoint {path} cannot be read ({err})") from None
+        reason = ("it holds objects other than tensors and plain values"
+                  if "weights_only" in str(err) else str(err).split(". ")[0])
+        raise DataError(f"checkpoint {path} cannot be read ({reason}): it is damaged or was not "
+                        "written by neuralogcm train; delete it and train again") from None
 
 
 def load_checkpoint(path: str | Path, data_dir: str | Path,
@@ -301,7 +328,7 @@ class Trainer:
         self.last_path = self.out_dir / "last.pt"
         tc = cfg.train
         self.model, self.normalizer, data = build(cfg, model_name, data_dir, procs.device)
-        self.fingerprint = fingerprint(cfg, model_name)
+        self.fingerprint = fingerprint(cfg, model_name, data_dir)
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)
         amp = tc.amp and procs.device.type == "cuda"
@@ -360,15 +387,23 @@ class Trainer:
             save(self.state_payload(), self.last_path)
 
     def resume(self) -> None:
-        """Continue from last.pt if it was written for this configuration."""
+        """Continue from last.pt if it is of an unfinished run with this configuration and
+        these input data; otherwise start from scratch."""
         if not self.last_path.exists():
             log.info("no %s: starting from scratch", self.last_path)
             return
         payload = read(self.last_path, self.procs.device)
         if payload.get("fingerprint") != self.fingerprint:
-            log.warning("not resuming from %s: it was written for a different configuration "
-                        "(data, grid, physics, train or models.%s changed); starting afresh",
-                        self.last_path, self.model_name)
+            log.warning("not resuming from %s: it was written for a different configuration or "
+                        "input data (data, grid, physics, train, models.%s or the stores in the "
+                        "data dir changed); starting from scratch", self.last_path,
+                        self.model_name)
+            return
+        train_cfg = payload["config"]["train"]
+        planned = train_cfg["epochs"] + train_cfg["multistep"]["epochs"]
+        if payload["step"] == 0 and payload["epoch"] >= min(planned, self.epochs):
+            log.info("not resuming from %s: its run finished (%d epochs); starting from scratch",
+                     self.last_path, payload["epoch"])
             return
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -538,7 +573,8 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, type=Path, help="results/{run}/models/NAME")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT_DIR/last.pt when it fits the config")
+                        help="continue from OUT_DIR/last.pt when it is of an unfinished run with "
+                             "the same settings and input data")
 
 
 def cli_main(args: argparse.Namespace) -> None:

@@ -1,7 +1,9 @@
-# Shared paths and helpers. Every rule hands the package the whole resolved config
-# ({CONFIG_FILE}, rewritten at parse time when it changes) and declares a digest of the config
-# sections it depends on as a param, so that Snakemake reruns exactly the rules whose settings
-# changed.
+# Shared paths and helpers. Every job reads the resolved config from {RUN}/config/{digest}.json,
+# one file per distinct config (its name is the digest that stores, rollouts and checkpoints
+# record), written under Snakemake's lock when a run starts (onstart: never at parse time nor on
+# a dry run) and never rewritten with other settings, so what a job reads cannot change under it.
+# Each rule declares as a param the digest of the config entries its job reads (digest()), so
+# that Snakemake reruns exactly the jobs whose settings changed.
 
 import hashlib
 import json
@@ -9,9 +11,10 @@ import os
 from pathlib import Path
 
 from neuralogcm.channels import OCEAN
+from neuralogcm.config import uses_physics
 
 RUN = f"results/{CFG.run}"
-CONFIG_FILE = f"{RUN}/config.json"
+CONFIG_PATH = f"{RUN}/config/{CFG.digest()}.json"
 YEARS = CFG.data.years.all()
 MONTHS = [f"{m:02d}" for m in range(1, 13)]
 MODELS = list(CFG.models)
@@ -19,23 +22,41 @@ LOGS = f"{RUN}/logs"
 BENCH = f"{RUN}/benchmarks"
 
 
-def _write_config_file():
+def CONFIG_FILE(wildcards, input):
+    """Param `config`: the config file of this run. A function of `input`, so Snakemake leaves
+    it out of the params rerun trigger (its name changes with every setting): the rule's
+    `digest` param is the trigger."""
+    return CONFIG_PATH
+
+
+def write_config_files():
+    """Write {RUN}/config/{digest}.json, and {RUN}/config.json (the latest run's settings, for
+    people and slurm/train-multinode.sbatch); called by onstart, under the lock."""
     text = json.dumps(CFG.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    path = Path(CONFIG_FILE)
-    if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    for path in (Path(CONFIG_PATH), Path(RUN, "config.json")):
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
 
 
-_write_config_file()
-
-
-def digest(*sections):
-    """Hash of the named top-level config sections (a rule's rerun trigger)."""
+def digest(*keys, model=None):
+    """Hash of the config entries a job reads: top-level sections or dotted keys ("data.years"),
+    and with ``model`` its `models:` entry plus the `physics` section when the model steps the
+    physics core (baselines do not rerun when the physics changes). A rule's rerun trigger."""
     dump = CFG.model_dump(mode="json")
-    text = json.dumps({s: dump[s] for s in sections}, sort_keys=True)
+    if model is not None:
+        keys += ("physics",) if uses_physics(CFG.models[model]) else ()
+        dump["model"] = CFG.models[model]
+        keys += ("model",)
+    entries = {}
+    for key in keys:
+        value = dump
+        for part in key.split("."):
+            value = value[part]
+        entries[key] = value
+    text = json.dumps(entries, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

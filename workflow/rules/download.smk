@@ -26,7 +26,8 @@ if CFG.data.source == "synthetic":
         resources:
             **CFG.resources.rule_resources("default"),
         shell:
-            "neuralogcm synthesize --config {params.config} --out-dir {params.out_dir} > {log} 2>&1"
+            "neuralogcm synthesize --config {params.config:q} --out-dir {params.out_dir:q}"
+            " > {log:q} 2>&1"
 
 
 elif CFG.data.source == "download":
@@ -56,8 +57,8 @@ elif CFG.data.source == "download":
         resources:
             **CFG.resources.rule_resources("default"),
         shell:
-            "neuralogcm download {wildcards.source} --config {params.config} --year {wildcards.year}"
-            " --month {wildcards.month} --out {output} > {log} 2>&1"
+            "neuralogcm download {wildcards.source} --config {params.config:q}"
+            " --year {wildcards.year} --month {wildcards.month} --out {output:q} > {log:q} 2>&1"
 
 
 elif CFG.data.source == "local":

@@ -1,4 +1,10 @@
-# Autoregressive rollouts on the test year and their scores.
+# Autoregressive rollouts on the test year, the reference forecasts in the same store format, and
+# their scores (one score rule for models and references alike).
+
+from neuralogcm.metrics import REFERENCES
+
+REFERENCE_KINDS = list(REFERENCES)  # persistence, damped_persistence, climatology
+SCORED = MODELS + REFERENCE_KINDS
 
 
 rule rollout:
@@ -11,7 +17,7 @@ rule rollout:
         model="|".join(MODELS),
     params:
         config=CONFIG_FILE,
-        digest=lambda w: digest("data", "grid", "evaluate") + str(CFG.models[w.model]),
+        digest=lambda w: digest("data.years", "evaluate", model=w.model),
         data_dir=parent_of("stats"),
     conda:
         "../../envs/train.yaml"
@@ -23,9 +29,34 @@ rule rollout:
     resources:
         **CFG.resources.rule_resources("rollout"),
     shell:
-        "neuralogcm rollout --config {params.config} --model {wildcards.model}"
-        " --checkpoint {input.checkpoint} --data-dir {params.data_dir} --out {output} --threads {threads}"
-        " > {log} 2>&1"
+        "neuralogcm rollout --config {params.config:q} --model {wildcards.model}"
+        " --checkpoint {input.checkpoint:q} --data-dir {params.data_dir:q} --out {output:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule reference:
+    input:
+        **DATA_STORES,
+    output:
+        directory(f"{RUN}/rollouts/{{kind}}.zarr"),
+    wildcard_constraints:
+        kind="|".join(REFERENCE_KINDS),
+    params:
+        config=CONFIG_FILE,
+        digest=digest("data.years", "data.depths", "grid", "evaluate"),
+        data_dir=parent_of("stats"),
+    conda:
+        "../../envs/train.yaml"
+    log:
+        f"{LOGS}/reference/{{kind}}.log",
+    benchmark:
+        f"{BENCH}/reference/{{kind}}.tsv"
+    threads: 1
+    resources:
+        **CFG.resources.rule_resources("default"),
+    shell:
+        "neuralogcm reference --kind {wildcards.kind} --config {params.config:q}"
+        " --data-dir {params.data_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule score:
@@ -35,10 +66,10 @@ rule score:
     output:
         f"{RUN}/scores/{{model}}.csv",
     wildcard_constraints:
-        model="|".join(MODELS),
+        model="|".join(SCORED),
     params:
         config=CONFIG_FILE,
-        digest=digest("data", "grid", "evaluate"),
+        digest=digest("data.years", "data.depths", "grid", "evaluate"),
         data_dir=parent_of("stats"),
     conda:
         "../../envs/train.yaml"
@@ -50,5 +81,5 @@ rule score:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm score --config {params.config} --model {wildcards.model}"
-        " --rollout {input.rollout} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "neuralogcm score --config {params.config:q} --model {wildcards.model}"
+        " --rollout {input.rollout:q} --data-dir {params.data_dir:q} --out {output:q} > {log:q} 2>&1"

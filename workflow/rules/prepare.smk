@@ -27,9 +27,9 @@ rule regrid:
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "neuralogcm regrid --config {params.config} --source {wildcards.source}"
-        " --year {wildcards.year} --weights-dir {params.weights_dir} --out {output} {input}"
-        " > {log} 2>&1"
+        "neuralogcm regrid --config {params.config:q} --source {wildcards.source}"
+        " --year {wildcards.year} --weights-dir {params.weights_dir:q} --out {output:q} {input:q}"
+        " > {log:q} 2>&1"
 
 
 rule assemble:
@@ -54,9 +54,9 @@ rule assemble:
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "DASK_NUM_WORKERS={threads} neuralogcm assemble --config {params.config}"
-        " --ocean {input.ocean} --forcing {input.forcing} --out-dir {params.data_dir}"
-        " > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm assemble --config {params.config:q}"
+        " --ocean {input.ocean:q} --forcing {input.forcing:q} --out-dir {params.data_dir:q}"
+        " > {log:q} 2>&1"
 
 
 rule climatology:
@@ -79,8 +79,8 @@ rule climatology:
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "DASK_NUM_WORKERS={threads} neuralogcm climatology --config {params.config}"
-        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm climatology --config {params.config:q}"
+        " --data-dir {params.data_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule stats:
@@ -104,8 +104,8 @@ rule stats:
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
-        "DASK_NUM_WORKERS={threads} neuralogcm stats --config {params.config}"
-        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "DASK_NUM_WORKERS={threads} neuralogcm stats --config {params.config:q}"
+        " --data-dir {params.data_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 DATA_STORES = {

@@ -1,7 +1,7 @@
 # The paper's artifacts: tables and figures under results/{run}/{tables,figures}, each wrapped with
 # report(...) so that `snakemake --report results/{run}/report.html` shows it with its caption.
 
-SCORES = expand(f"{RUN}/scores/{{model}}.csv", model=MODELS)
+SCORES = expand(f"{RUN}/scores/{{model}}.csv", model=SCORED)  # models, then the references
 HISTORIES = expand(f"{RUN}/models/{{model}}/history.csv", model=MODELS)
 ROLLOUTS = expand(f"{RUN}/rollouts/{{model}}.zarr", model=MODELS)
 
@@ -17,7 +17,7 @@ rule table:
         table="table2|variables|stability",
     params:
         config=CONFIG_FILE,
-        digest=digest("data", "evaluate"),
+        digest=digest("data.years", "data.depths", "evaluate"),
     conda:
         "../../envs/train.yaml"
     log:
@@ -28,8 +28,8 @@ rule table:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm table {wildcards.table} --config {params.config} --scores {input}"
-        " --out {output.csv} > {log} 2>&1"
+        "neuralogcm table {wildcards.table} --config {params.config:q} --scores {input:q}"
+        " --out {output.csv:q} > {log:q} 2>&1"
 
 
 rule speed_table:
@@ -42,7 +42,7 @@ rule speed_table:
         md=f"{RUN}/tables/speed.md",
     params:
         config=CONFIG_FILE,
-        digest=digest("data", "physics", "train", "evaluate", "resources"),
+        digest=digest("data.years", "data.depths", "physics", "train", "evaluate", "resources"),
         data_dir=parent_of("stats"),
     conda:
         "../../envs/train.yaml"
@@ -54,9 +54,9 @@ rule speed_table:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm table speed --config {params.config} --rollouts {input.rollouts}"
-        " --histories {input.histories} --data-dir {params.data_dir} --out {output.csv}"
-        " > {log} 2>&1"
+        "neuralogcm table speed --config {params.config:q} --rollouts {input.rollouts:q}"
+        " --histories {input.histories:q} --data-dir {params.data_dir:q} --out {output.csv:q}"
+        " > {log:q} 2>&1"
 
 
 rule fig3:
@@ -78,8 +78,8 @@ rule fig3:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm plot fig3 --config {params.config} --histories {input} --out {output}"
-        " > {log} 2>&1"
+        "neuralogcm plot fig3 --config {params.config:q} --histories {input:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule fig4:
@@ -91,7 +91,7 @@ rule fig4:
                caption="../report/fig4.rst", category="Figures"),
     params:
         config=CONFIG_FILE,
-        digest=digest("data", "evaluate"),
+        digest=digest("data.years", "data.depths", "evaluate"),
         data_dir=parent_of("stats"),
     conda:
         "../../envs/train.yaml"
@@ -103,8 +103,8 @@ rule fig4:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm plot fig4 --config {params.config} --rollouts {input.rollouts}"
-        " --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "neuralogcm plot fig4 --config {params.config:q} --rollouts {input.rollouts:q}"
+        " --data-dir {params.data_dir:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule rmse_vs_lead:
@@ -127,8 +127,8 @@ rule rmse_vs_lead:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm plot rmse_vs_lead --config {params.config} --scores {input}"
-        " --out {params.out_dir} > {log} 2>&1"
+        "neuralogcm plot rmse_vs_lead --config {params.config:q} --scores {input:q}"
+        " --out {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule coefficients:
@@ -150,8 +150,8 @@ rule coefficients:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm plot coefficients --config {params.config} --histories {input} --out {output}"
-        " > {log} 2>&1"
+        "neuralogcm plot coefficients --config {params.config:q} --histories {input:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule models_table:
@@ -160,7 +160,8 @@ rule models_table:
         md=f"{RUN}/tables/models.md",
     params:
         config=CONFIG_FILE,
-        digest=digest("data", "grid", "physics", "models"),
+        digest=digest("data.depths", "grid", "models",
+                      *(["physics"] if any(map(uses_physics, CFG.models.values())) else [])),
     conda:
         "../../envs/train.yaml"
     log:
@@ -171,4 +172,4 @@ rule models_table:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm models --config {params.config} --out {output.csv} > {log} 2>&1"
+        "neuralogcm models --config {params.config:q} --out {output.csv:q} > {log:q} 2>&1"

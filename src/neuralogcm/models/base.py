@@ -70,5 +70,9 @@ class ForecastModel(nn.Module):
         """Learned physical coefficients to log (m^2/s); none for pure neural models."""
         return {}
 
+    def step_diagnostics(self) -> dict[str, int]:
+        """Numbers of the latest step to log (e.g. the physics core's sub-steps); none here."""
+        return {}
+
     def forward(self, state, forcing, doy, doy_next, hidden=None):  # pragma: no cover - abstract
         raise NotImplementedError

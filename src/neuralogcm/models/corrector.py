@@ -97,6 +97,8 @@ class Corrector(nn.Module):
         self.ste = SpatioTemporalEvolution(widths[-1], tokens, heads, attention_layers, mlp_ratio)
         self.up = nn.ModuleList(Up(widths[k + 1], widths[k]) for k in reversed(range(depth)))
         self.head = nn.Conv2d(width, out_channels, kernel_size=1)
+        nn.init.zeros_(self.head.weight)  # a zero tendency at the start: the hybrid starts as
+        nn.init.zeros_(self.head.bias)  # its physics, the corrector alone as persistence
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]

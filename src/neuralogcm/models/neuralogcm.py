@@ -3,10 +3,15 @@
 One forward-Euler day in normalised space, X(t+1) = X(t) + F_phys + F_nn:
 
 - F_phys: the state is de-normalised (the climatology of day t added back to S, T, SSH), stepped
-  one day by the physics core in physical units and float32, and re-normalised with the
-  climatology of day t + 1; F_phys = normalise(phys + core(phys), t + 1) - X(t).
+  one day by the physics core in physical units and float32, and re-normalised with the same
+  day's climatology: F_phys = core(phys) / std. The core has no seasonal forcing, so it is not
+  asked to carry the climatological tendency: the physics-only model persists the anomaly and
+  lets the physics act on it (re-normalising with day t + 1's climatology instead would persist
+  the full field; on the demo data the physics-only normalised RMSE at 60 / 120 days is then
+  1.55 / 2.47 against 1.14 / 1.59 in this frame).
 - F_nn: the corrector's tendency from the normalised state, forcing and land-sea mask (under
-  whatever autocast the caller chose, e.g. bf16 on GPUs).
+  whatever autocast the caller chose, e.g. bf16 on GPUs). Its output layer starts at zero, so an
+  untrained hybrid is exactly its physics core.
 
 Land is 0 in every level's masked cells. Ablations through the options: ``corrector: false``
 (physics only), ``physics: false`` (corrector only), ``learnable_physics: false`` (frozen
@@ -40,20 +45,23 @@ class NeuralOGCM(ForecastModel):
                                        options.width, options.depth, options.heads,
                                        options.attention_layers, options.mlp_ratio)
 
-    def physics_step(self, state: torch.Tensor, doy: torch.Tensor,
-                     doy_next: torch.Tensor) -> torch.Tensor:
+    def physics_step(self, state: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
         """The physics core's day in normalised space: X(t) + F_phys, (B, C, H, W), float32."""
         with torch.autocast(state.device.type, enabled=False):
             phys = self.normalizer.denormalize_state(state.float(), doy)
-            return self.normalizer.normalize_state(phys + self.core(phys), doy_next)
+            return self.normalizer.normalize_state(phys + self.core(phys), doy)
 
     def forward(self, state, forcing, doy, doy_next, hidden=None):
         next_state = state.float()
         if self.core is not None:
-            next_state = self.physics_step(state, doy, doy_next)
+            next_state = self.physics_step(state, doy)
         if self.corrector is not None:
             next_state = next_state + self.corrector(self.inputs(state, forcing)).float()
         return self.apply_mask(next_state), None
+
+    def step_diagnostics(self) -> dict[str, int]:
+        """The sub-steps the physics core took in its latest day."""
+        return {} if self.core is None else {"physics_substeps": self.core.last_substeps}
 
     def physical_coefficients(self) -> dict[str, float]:
         """The core's coefficients in m^2/s: one value per name, or name_00.. per level."""

@@ -19,17 +19,21 @@ SSH is held: the core has no continuity equation (a free surface would add gravi
 increment is 0; the neural corrector supplies SSH's change. The barotropic pressure gradient
 g grad(eta) acts at every level (plus the baroclinic one when ``physics.baroclinic``).
 
-Time integration over the day (dt = 86400 s / ``physics.substeps``), per sub-step (Strang
-splitting): half a step of the fast rotation, an SSP-RK3 step of advection and diffusion, half a
-step of rotation. The rotation (Coriolis + metric term + pressure gradient, with the rate
-f + u tan(phi)/a and P frozen over the half step) is integrated exactly,
+Time integration over the day in n sub-steps of dt = 86400 s / n, each Strang split: half a step
+of the fast rotation, an SSP-RK3 step of advection and diffusion, half a step of rotation. The
+rotation (Coriolis + metric term + pressure gradient, with the rate f + u tan(phi)/a and P frozen
+over the half step) is integrated exactly,
 ``w <- w exp(-i F tau) + P (1 - exp(-i F tau)) / (i F)`` for w = u + i v, so it is stable at any
-f dt and keeps a geostrophic state steady. Spatial operators: see physics/operators.py.
+f dt and keeps a geostrophic state steady. n is ``physics.substeps`` when set, else chosen per
+call (``substeps``): the fewest that keep the advective Courant number of the day's initial
+velocities below COURANT (polar rows included) and the current coefficients below the diffusive
+stability limit. Spatial operators: see physics/operators.py.
 
 Coefficients: kappa (T, S) and nu (u, v), one per depth level (or one per group with
 ``per_level: false``), ``c = c_max tanh(c_init softplus(p) / c_max)``: positive, smooth, below
-c_max = min(physics.kappa_max, SAFETY x the explicit-diffusion stability bound of the sub-step),
-and c = c_init at p's initial value. With ``learnable=False`` they are buffers (frozen).
+c_max = min(physics.kappa_max, SAFETY x the explicit-diffusion stability bound of the shortest
+sub-step allowed: ``physics.substeps``, else ``physics.max_substeps``), and c = c_init at p's
+initial value. With ``learnable=False`` they are buffers (frozen).
 With ``physics.checkpoint`` the sub-steps are recomputed in backward (torch.utils.checkpoint),
 so training memory is one sub-step's graph, not a day's.
 """
@@ -45,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from neuralogcm.config import ConfigError, PhysicsConfig
 from neuralogcm.grid import GRAVITY, Grid
-from neuralogcm.physics.operators import GeometryModule, SphereOperators, pad
+from neuralogcm.physics.operators import COURANT, GeometryModule, SphereOperators, pad
 
 DAY = 86400.0  # s, the model step
 SAFETY = 0.9  # fraction of the SSP-RK3 stability limit the coefficients may use
@@ -76,8 +80,9 @@ class PhysicsCore(GeometryModule):
         if mask.shape[0] != self.n_levels:
             raise ValueError(f"mask has {mask.shape[0]} levels but {self.n_levels} depths given")
         self.ops = SphereOperators(grid, mask.bool(), cfg.polar_latitude)
-        self.dt = DAY / cfg.substeps
-        self.bound = min(cfg.kappa_max, SAFETY * self.ops.diffusion_bound(self.dt))
+        self.diffusion_limit = self.ops.diffusion_bound(DAY)  # m^2/s, for one sub-step a day
+        most = cfg.max_substeps if cfg.substeps is None else cfg.substeps
+        self.bound = min(cfg.kappa_max, SAFETY * most * self.diffusion_limit)
         for key in ("kappa_init", "viscosity_init"):
             if getattr(cfg, key) >= self.bound:
                 raise ConfigError(
@@ -85,6 +90,7 @@ class PhysicsCore(GeometryModule):
                     f"bound {self.bound:.4g} m^2/s (physics.kappa_max, or the stability limit of "
                     f"{cfg.substeps} sub-steps a day on this grid: raise physics.substeps)"
                 )
+        self.last_substeps = 0  # sub-steps of the latest call (logged by training and rollouts)
         self.register_geometry("init", torch.tensor([cfg.kappa_init, cfg.viscosity_init]))
         n = self.n_levels if cfg.per_level else 1
         raw = self._raw(self._masters["init"][:, None].expand(2, n)).to(torch.get_default_dtype())
@@ -172,48 +178,60 @@ class PhysicsCore(GeometryModule):
         velocity = torch.stack([u_new, v_new], 1) * self.ops.mask
         return torch.cat([y[:, :2], velocity], 1)
 
-    def _slow_tendency(self, y: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    def _slow_tendency(self, y: torch.Tensor, coef: torch.Tensor,
+                       dt: float | None = None) -> torch.Tensor:
         """Advection and diffusion of y (B, 4, L, H, W) = S, T, u, v: dy/dt per second.
 
-        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s.
+        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s; dt: the sub-step (s), for the polar
+        rows' Courant limit (operators.advective_transports). Every field is advected by the same
+        limited scheme (operators.py), the velocity components as scalars; their metric term
+        u tan(phi)/a is part of the rotation.
         """
         ops, adv, diff = self.ops, self.cfg.advection, self.cfg.diffusion
         if not (adv or diff):
             return torch.zeros_like(y)
         yp = pad(y, self.pole_signs)
         east, north = ops.face_stencils(yp)
-        velocity = y[:, 2:]
-        zonal, merid = ops.centre_stencils(yp[:, 2:])
-        gradient = ops.centred_gradient(zonal, merid)
-        tracers = momentum = 0.0
+        tendency = 0.0
         if diff:  # component Laplacians of all four fields, plus the vector metric terms
             trans_e, trans_n = ops.diffusive_transports(east, north, coef * ops.scale_x, coef)
-            momentum = ops.viscous_metric(velocity, gradient[0], coef[2:]) - ops.divergence(
-                trans_e[:, 2:], trans_n[:, 2:])
-            tracers = (trans_e[:, :2], trans_n[:, :2])
-        convergence = 0.0
+            d_dx = ops.centred_gradient(*ops.centre_stencils(yp[:, 2:]))[0]
+            metric = ops.viscous_metric(y[:, 2:], d_dx, coef[2:])
+            tendency = torch.cat([torch.zeros_like(metric), metric], 1) - ops.divergence(
+                trans_e, trans_n)
         if adv:
-            adv_e, adv_n, vol_e, vol_n = ops.advective_transports(
-                [e[:, :2] for e in east], [n[:, :2] for n in north],
-                [e[:, 2:3] for e in east], [n[:, 3:4] for n in north], volume=True,
-            )
-            tracers = (adv_e, adv_n) if not diff else (tracers[0] + adv_e, tracers[1] + adv_n)
-            # -div(u q) + q div(u) = -u.grad q: a level's horizontal flow is divergent (the
-            # vertical velocity that balances it is not modelled), and without this term a
-            # uniform tracer would pile up where the flow converges.
-            convergence = y[:, :2] * ops.divergence(vol_e, vol_n)
-            momentum = momentum + ops.momentum_advection(
-                zonal, merid, gradient, y[:, 2:3], y[:, 3:4])
-        return torch.cat([convergence - ops.divergence(*tracers), momentum], 1) * ops.mask
+            transports = ops.advective_transports(east, north, [e[:, 2:3] for e in east],
+                                                  [n[:, 3:4] for n in north], dt)
+            tendency = tendency + ops.advective_tendency(y, transports)
+        return tendency * ops.mask
 
-    def _substep(self, y, eta, coef, force):
-        """One Strang-split sub-step: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation."""
+    def substeps(self, y: torch.Tensor, coef: torch.Tensor) -> int:
+        """Sub-steps for one day from y (B, 4, L, H, W) and coef (4, L, 1, 1) m^2/s:
+        ``physics.substeps`` when set, else the fewest that keep the advective Courant number
+        (operators.courant_rate, polar rows included) below COURANT and the coefficients below
+        SAFETY x the diffusive stability limit, at most ``physics.max_substeps``."""
+        if self.cfg.substeps is not None:
+            return self.cfg.substeps
+        with torch.no_grad():
+            need = 1.0
+            if self.cfg.diffusion:
+                need = max(need, float(coef.detach().amax()) / (SAFETY * self.diffusion_limit))
+            if self.cfg.advection:
+                rate = float(self.ops.courant_rate(y[:, 2].detach(), y[:, 3].detach()))
+                need = max(need, DAY * rate / COURANT)
+        if not math.isfinite(need):
+            raise FloatingPointError("the physics core was given a non-finite state")
+        return min(math.ceil(need), self.cfg.max_substeps)
+
+    def _substep(self, y, eta, coef, force, dt: float):
+        """One Strang-split sub-step of dt seconds: rotation dt/2, SSP-RK3 advection-diffusion
+        dt, rotation dt/2."""
         if self.cfg.baroclinic:
             force = self.pressure_force(eta, y[:, :2])
-        y = self._rotate(y, force, 0.5 * self.dt)
+        y = self._rotate(y, force, 0.5 * dt)
         if self.cfg.advection or self.cfg.diffusion:
-            (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef),), (y,), self.dt)
-        return self._rotate(y, force, 0.5 * self.dt)
+            (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef, dt),), (y,), dt)
+        return self._rotate(y, force, 0.5 * dt)
 
     # ----------------------------------------------------------------------------- public
     def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,12 +273,15 @@ class PhysicsCore(GeometryModule):
             y0, eta = self._split(state.to(self.raw.dtype))
             coef = self._coefficients4()
             force = self.pressure_force(eta, y0[:, :2])
+            n = self.substeps(y0, coef)
+            self.last_substeps = n
+            dt = DAY / n
             y = y0
-            for _ in range(self.cfg.substeps):
+            for _ in range(n):
                 if self.cfg.checkpoint and torch.is_grad_enabled():
-                    y = checkpoint(self._substep, y, eta, coef, force, use_reentrant=False)
+                    y = checkpoint(self._substep, y, eta, coef, force, dt, use_reentrant=False)
                 else:
-                    y = self._substep(y, eta, coef, force)
+                    y = self._substep(y, eta, coef, force, dt)
             out = self._join(y - y0, torch.zeros_like(eta))
         return out.to(state.dtype)
 

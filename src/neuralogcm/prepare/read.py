@@ -10,7 +10,7 @@ wherever the file marks a missing value (land), ``lat`` ascending, ``lon`` in [0
 (dask chunks of whole lat-lon planes, at most dask's array.chunk-size each), so a 50 GB
 GLORYS month is never loaded at once.
 
-Layouts handled (see /work/shared/fixtures/real/README.md):
+Layouts handled (see tests/data/real/README.md):
 
 - ERA5, new CDS (2024+): dim ``valid_time`` (int64 s since 1970), scalar coordinate ``number``,
   string ``expver`` along ``valid_time``, latitude descending, NaN ``_FillValue`` on coordinates.
@@ -24,6 +24,7 @@ Layouts handled (see /work/shared/fixtures/real/README.md):
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -78,6 +79,89 @@ _COORD_NAMES = {"valid_time": "time", "latitude": "lat", "longitude": "lon"}
 _READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError)
 
 
+# netCDF3 (classic, 64-bit offset, CDF-5) header: list tags and the bytes of each nc_type.
+_NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 10, 11, 12
+_NC_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+_STREAMING = (2**32 - 1, 2**64 - 1)  # numrecs of a file still being written
+
+
+class _Header:
+    """A big-endian reader of a netCDF3 header (the netCDF classic format specification)."""
+
+    def __init__(self, file, version: int) -> None:
+        self.file = file
+        self.count_bytes = 8 if version == 5 else 4  # nelems, dim lengths, numrecs, vsize
+        self.offset_bytes = 4 if version == 1 else 8  # begin
+
+    def read(self, size: int) -> bytes:
+        data = self.file.read(size)
+        if len(data) < size:
+            raise EOFError
+        return data
+
+    def uint(self, size: int) -> int:
+        return int.from_bytes(self.read(size), "big")
+
+    def count(self) -> int:
+        return self.uint(self.count_bytes)
+
+    def name(self) -> str:
+        n = self.count()
+        return self.read(-(-n // 4) * 4)[:n].decode("utf8", "replace")
+
+    def tagged(self) -> int:
+        """The number of elements of a dimension, attribute or variable list."""
+        self.uint(4)  # the tag, or 0 for an absent list
+        return self.count()
+
+    def skip_attributes(self) -> None:
+        for _ in range(self.tagged()):
+            self.name()
+            nc_type = self.uint(4)
+            self.read(-(-self.count() * _NC_TYPE_BYTES.get(nc_type, 1) // 4) * 4)
+
+
+def netcdf3_size_problem(path: str | os.PathLike) -> str:
+    """For a netCDF3 file, what its header says is missing from it (a truncated download):
+    empty when the file holds every variable's data, or is not netCDF3 (netCDF4/HDF5 files are
+    checked by the HDF5 library). Sizes in bytes."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(4)
+        if magic[:3] != b"CDF" or magic[3:] not in (b"\x01", b"\x02", b"\x05"):
+            return ""
+        header = _Header(f, magic[3])
+        try:
+            numrecs = header.count()
+            dims = [(header.name(), header.count()) for _ in range(header.tagged())]
+            header.skip_attributes()
+            variables = []
+            for _ in range(header.tagged()):
+                name = header.name()
+                dimids = [header.count() for _ in range(header.count())]
+                header.skip_attributes()
+                nc_type, vsize = header.uint(4), header.count()
+                begin = header.uint(header.offset_bytes)
+                record = bool(dimids) and dims[dimids[0]][1] == 0
+                nbytes = math.prod(dims[i][1] for i in dimids[record:])
+                variables.append((name, record, begin, vsize,
+                                  nbytes * _NC_TYPE_BYTES.get(nc_type, 1)))
+        except (EOFError, IndexError):
+            return f"truncated: its netCDF3 header is cut short (the file has {size} bytes)"
+    records = [v for v in variables if v[1]]
+    record_bytes = records[0][4] if len(records) == 1 else sum(v[3] for v in records)
+    ends = {name: begin + nbytes for name, record, begin, _, nbytes in variables if not record}
+    if numrecs not in _STREAMING:
+        ends |= {name: begin + max(numrecs - 1, 0) * record_bytes + nbytes * (numrecs > 0)
+                 for name, record, begin, _, nbytes in records}
+    cut = [name for name, end in ends.items() if end > size]
+    if not cut:
+        return ""
+    return (f"truncated: its netCDF3 header expects {max(ends.values())} bytes, the file has "
+            f"{size}; the data of {', '.join(cut)} are incomplete")
+
+
 def canonical_dims(name: str) -> tuple[str, ...]:
     """The dimensions of canonical variable ``name`` in a raw file opened by :func:`open_raw`."""
     return ("time", "depth", "lat", "lon") if name in DEPTH_VARIABLES else ("time", "lat", "lon")
@@ -99,6 +183,8 @@ def open_raw(path: str | os.PathLike, source: str) -> xr.Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"raw {source} file {path} does not exist")
+    if problem := netcdf3_size_problem(path):
+        raise DataError(f"raw {source} file {path}: {problem}")
     try:
         with warnings.catch_warnings():
             # the chunk size bounds the memory even where the file stores a month per chunk

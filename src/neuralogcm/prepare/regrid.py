@@ -232,7 +232,7 @@ class XesmfRegridder(Regridder):
                                          filename=str(weights_file), **options)
         else:
             self._esmf = xesmf.Regridder(source, target, "bilinear", **options)
-            with atomic_path(weights_file) as tmp:
+            with atomic_path(weights_file, sweep=False) as tmp:  # regrid jobs share the cache
                 self._esmf.to_netcdf(str(tmp))
 
     def regrid_block(self, block):

@@ -7,6 +7,11 @@ day-of-year climatology (:func:`~neuralogcm.prepare.climatology.day_index`), U a
 forcing as they are. Each statistic is the plain (unweighted) NaN-aware mean / population std
 over every ocean (finite) value of the channel on every training day: over time, lat and lon.
 Dask reduces one-day chunks in float64, so the training years are never loaded at once.
+
+A channel whose std is degenerate stops the run (DataError naming it): zero, below
+:data:`MIN_STD` of its variable, or below :data:`MIN_RELATIVE_STD` of the spread of the field
+itself (for an anomaly: of the field before the climatology is removed). Normalising by such a
+std turns rounding noise into values of order one (one training year: std about 1e-4).
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ from neuralogcm.prepare.climatology import day_index, select_years
 from neuralogcm.prepare.store import open_store
 
 log = logging.getLogger(__name__)
+
+#: Smallest meaningful std per variable, in its units (about the packing resolution of the
+#: sources: GLORYS12 int16 packing 3e-4..1.5e-3, ERA5 GRIB 16-bit packing).
+MIN_STD = {"so": 1e-4, "uo": 1e-5, "vo": 1e-5, "thetao": 1e-4, "zos": 1e-5,
+           "u10": 1e-4, "v10": 1e-4, "t2m": 1e-4, "msl": 1e-2}
+
+#: Smallest std of a channel as a fraction of the std of the field itself (before the
+#: climatology is removed); real anomalies keep a few percent of it at least.
+MIN_RELATIVE_STD = 1e-3
 
 
 def anomalies(x: xr.DataArray, climatology: xr.DataArray) -> xr.DataArray:
@@ -67,24 +81,34 @@ def compute_stats(ocean: xr.Dataset, forcing: xr.Dataset, climatology: xr.Datase
     forcing = select_years(forcing, years)
     n_levels = ocean.sizes["depth"]
     lazy = []
-    for _, x in channel_fields(ocean, forcing, climatology):
+    for var, x in channel_fields(ocean, forcing, climatology):
         dims = [d for d in x.dims if d != "depth"]
-        lazy += [x.mean(dims, skipna=True), x.std(dims, skipna=True)]
+        field = ocean[var].astype(np.float64) if var in PERIODIC else None
+        lazy += [x.mean(dims, skipna=True), x.std(dims, skipna=True),
+                 (x if field is None else field).std(dims, skipna=True)]
     with warnings.catch_warnings():  # an all-land channel gives NaN: reported below
         warnings.simplefilter("ignore", RuntimeWarning)
         computed = dask.compute(*lazy)
-    means = np.concatenate([np.atleast_1d(m.values) for m in computed[0::2]])
-    stds = np.concatenate([np.atleast_1d(s.values) for s in computed[1::2]])
+    means, stds, spreads = (np.concatenate([np.atleast_1d(c.values) for c in computed[k::3]])
+                            for k in range(3))
 
     names = ocean_channel_names(n_levels) + list(FORCING)
-    periodic = np.array([name.rsplit("_", 1)[0] in PERIODIC for name in names])
-    bad = [n for n, m, s in zip(names, means, stds, strict=True) if not (np.isfinite(m) and s > 0)]
-    if bad:
-        hint = (" (with a single training year the anomalies from its own climatology are all "
-                "zero: configure at least two)") if len(years) == 1 else ""
-        raise DataError(f"channels {bad} have no ocean value or no variance in the training "
-                        f"years {years[0]}-{years[-1]}: they cannot be normalised{hint}")
-    units = [CF[name.rsplit("_", 1)[0]]["units"] for name in names]
+    variables = [name.rsplit("_", 1)[0] for name in names]
+    periodic = np.array([var in PERIODIC for var in variables])
+    empty = [n for n, m in zip(names, means, strict=True) if not np.isfinite(m)]
+    if empty:
+        raise DataError(f"channels {empty} have no ocean value in the training years "
+                        f"{years[0]}-{years[-1]}: they cannot be normalised")
+    degenerate = [f"{n} (std {s:.3g} {CF[v]['units']}, the field's own {f:.3g})"
+                  for n, v, s, f in zip(names, variables, stds, spreads, strict=True)
+                  if not (s >= MIN_STD[v] and s >= MIN_RELATIVE_STD * f)]
+    if degenerate:
+        hint = (" (with a single training year the anomalies from its own climatology are "
+                "nearly zero: configure at least two)") if len(years) == 1 else ""
+        raise DataError(f"channels {', '.join(degenerate)} have a degenerate spread in the "
+                        f"training years {years[0]}-{years[-1]} (below the floor MIN_STD or "
+                        f"{MIN_RELATIVE_STD:g} of the field's): they cannot be normalised{hint}")
+    units = [CF[var]["units"] for var in variables]
     return xr.Dataset(
         {"mean": ("channel", means, {"long_name": "mean over the training years "
                                                   "(anomaly w.r.t. the climatology if periodic)"}),

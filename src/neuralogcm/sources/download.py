@@ -2,7 +2,8 @@
 
 Credentials are checked before any request. A transient failure (network, server error, rate
 limit) is retried ``data.download.retries`` times with exponential backoff
-(``data.download.backoff_s`` x 1, 2, 4 ...). The file is downloaded under a temporary name,
+(``data.download.backoff_s`` x 1, 2, 4 ...); the clients' own retries are off, so this is the
+whole budget (each HTTP request gives up after 60 s). The file is downloaded under a temporary name,
 opened and validated (prepare/read.py), and only then renamed to ``--out``: a failed or invalid
 download leaves nothing behind.
 """
@@ -53,6 +54,7 @@ def with_retries(action: Callable[[], None], *, retries: int, backoff_s: float, 
     for a request the service refuses (:class:`CredentialsError` for HTTP 401); a UserError
     raised by ``action`` passes through unchanged.
     """
+    waited = 0.0
     for attempt in range(retries + 1):
         try:
             action()
@@ -67,9 +69,11 @@ def with_retries(action: Callable[[], None], *, retries: int, backoff_s: float, 
             if not is_transient(err):
                 raise UserError(f"{what}: the service refused the request: {reason}") from None
             if attempt == retries:
-                raise DataError(f"{what}: download failed after {retries + 1} attempt(s): "
-                                f"{reason}") from None
+                raise DataError(f"{what}: download failed after {retries + 1} attempt(s) "
+                                f"and {waited:g} s of waits (data.download.retries = {retries}, "
+                                f"backoff_s = {backoff_s:g}); last error: {reason}") from None
             delay = backoff_s * 2**attempt
+            waited += delay
             log.warning("%s: attempt %d of %d failed (%s); retrying in %g s", what, attempt + 1,
                         retries + 1, reason, delay)
             sleep(delay)
@@ -80,7 +84,8 @@ def download_month(source: str, cfg: Config, year: int, month: int, out: str | P
     """Download, validate and atomically write the raw file of one month; return ``out``."""
     module = SOURCES[source]
     creds = module.credentials()  # before any request
-    what = f"{source} {year:04d}-{month:02d}"
+    dataset = getattr(cfg.data.download, f"{source}_dataset")
+    what = f"{source} {year:04d}-{month:02d} ({dataset} from {module.SERVICE})"
     depths = cfg.data.depths if source == "glorys" else None
     out = Path(out)
     with atomic_path(out) as tmp:

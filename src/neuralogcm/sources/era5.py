@@ -2,7 +2,8 @@
 
 One request per month: the four variables of the paper at 12:00 UTC on every day of the month,
 global, on ERA5's native 0.25 deg grid, delivered as one unarchived netCDF file (new-CDS layout,
-see prepare/read.py). :mod:`neuralogcm.sources.download` retries it and validates the file.
+see prepare/read.py). :mod:`neuralogcm.sources.download` retries it within the config's budget
+and validates the file; cdsapi's own retries (500 by default, up to 120 s apart) are off.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from neuralogcm.errors import CredentialsError
 #: The CDS names of u10, v10, t2m and msl.
 CDS_VARIABLES = ("10m_u_component_of_wind", "10m_v_component_of_wind", "2m_temperature",
                  "mean_sea_level_pressure")
+
+#: The service and client, as error messages name them.
+SERVICE = "the Climate Data Store (cdsapi)"
+
+#: s, cdsapi's limit on each HTTP request (connect and read).
+TIMEOUT_S = 60
 
 
 def cdsapirc_path() -> Path:
@@ -59,9 +66,11 @@ def request(year: int, month: int) -> dict:
 
 
 def fetch(target: Path, cfg: Config, year: int, month: int, creds: tuple[str, str]) -> None:
-    """Download one month to exactly ``target`` (one attempt; no retries here)."""
+    """Download one month to exactly ``target``: one attempt, each HTTP request tried once
+    (retry_max=1) and given up after :data:`TIMEOUT_S`; download.py does the retrying."""
     import cdsapi
 
     url, key = creds
-    client = cdsapi.Client(url=url, key=key, quiet=True, progress=False)
+    client = cdsapi.Client(url=url, key=key, quiet=True, progress=False, retry_max=1,
+                           timeout=TIMEOUT_S)
     client.retrieve(cfg.data.download.era5_dataset, request(year, month), str(target))

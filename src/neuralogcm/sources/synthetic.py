@@ -3,7 +3,7 @@
 ``neuralogcm synthesize --config C --out-dir results/{run}/raw`` writes
 ``{out-dir}/era5/{YYYY}/{MM}.nc`` and ``{out-dir}/glorys/{YYYY}/{MM}.nc`` for every month of the
 configured years, in the on-disk layouts the real services deliver
-(/work/shared/fixtures/real/README.md), so that everything downstream runs through the same code
+(tests/data/real/README.md), so that everything downstream runs through the same code
 as a real download:
 
 - ERA5, new CDS: dims valid_time (int64 s since 1970, 12:00 UTC daily), latitude (90..-90,
@@ -105,23 +105,13 @@ from neuralogcm import __version__
 from neuralogcm.config import Config, ConfigError, load
 from neuralogcm.grid import EARTH_RADIUS, GRAVITY, OMEGA
 from neuralogcm.io import atomic_path
+from neuralogcm.sources.glorys import GLORYS_LEVELS, level_index
 
 log = logging.getLogger(__name__)
 
 DAY = 86400.0  # s
 YEAR = 365.2425  # days
 KM = 1.0e3  # m
-
-#: The 50 model levels of GLORYS12V1 (m, positive down).
-GLORYS_LEVELS = (
-    0.494025, 1.541375, 2.645669, 3.819495, 5.078224, 6.440614, 7.92956, 9.572997, 11.405,
-    13.46714, 15.81007, 18.49556, 21.59882, 25.21141, 29.44473, 34.43415, 40.34405, 47.37369,
-    55.76429, 65.80727, 77.85385, 92.32607, 109.7293, 130.666, 155.8507, 186.1256, 222.4752,
-    266.0403, 318.1274, 380.213, 453.9377, 541.0889, 643.5668, 763.3331, 902.3393, 1062.44,
-    1245.291, 1452.251, 1684.284, 1941.893, 2225.078, 2533.336, 2865.703, 3220.82, 3597.032,
-    3992.484, 4405.224, 4833.291, 5274.784, 5727.917,
-)
-DEPTH_MATCH_M = 0.01  # a configured depth must be a GLORYS level within this distance
 
 WEATHER_MODES = 24
 EDDY_MODES = 48
@@ -923,19 +913,12 @@ def _check_resolution(res: float, spans: tuple[float, ...], key: str, target: fl
 
 
 def file_levels(depths) -> np.ndarray:
-    """The GLORYS levels a synthetic file holds: the configured ``depths`` (m) plus the
-    unselected level just below the first and just below the last one, so that readers must
-    select depths. Raises ConfigError if a depth is not a GLORYS12 level."""
-    levels = np.asarray(GLORYS_LEVELS)
-    chosen = []
-    for d in depths:
-        i = int(np.abs(levels - d).argmin())
-        if abs(levels[i] - d) > DEPTH_MATCH_M:
-            raise ConfigError(f"config key 'data.depths': {d} m is not a GLORYS12 model level "
-                              f"(nearest {levels[i]} m); the synthetic source writes real levels")
-        chosen.append(i)
-    extra = {i + 1 for i in (chosen[0], chosen[-1]) if i + 1 < len(levels)} - set(chosen)
-    return levels[sorted(set(chosen) | extra)]
+    """The GLORYS levels a synthetic file holds: the configured ``depths`` (m, GLORYS12 levels
+    as the config validation ensures) plus the unselected level just below the first and just
+    below the last one, so that readers must select depths."""
+    chosen = [level_index(d) for d in depths]
+    extra = {i + 1 for i in (chosen[0], chosen[-1]) if i + 1 < len(GLORYS_LEVELS)} - set(chosen)
+    return np.asarray(GLORYS_LEVELS)[sorted(set(chosen) | extra)]
 
 
 def synthesize(cfg: Config, out_dir: str | Path) -> list[Path]:
