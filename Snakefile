@@ -1,7 +1,7 @@
 # NeuralOGCM reproduction: one DAG from the sources to the paper's tables and figures.
 #   snakemake --cores all                                                   (embedded demo)
 #   snakemake --cores all --profile slurm --configfile config/paper.yaml    (the paper)
-# See DESIGN.md for the layout and the file contracts.
+# See docs/DESIGN.md for the layout and the file contracts.
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version

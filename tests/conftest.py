@@ -1,15 +1,15 @@
 """Shared fixtures: a tiny set of data stores in exactly the format of results/{run}/data/.
 
 ``tiny_data_dir`` holds ocean.zarr, forcing.zarr, mask.nc, climatology.zarr and stats.nc for
-2018-2020 (2020 is a leap year) on a 15-degree grid (12 x 24 cells) with 2 depth levels and land
+2017-2020 (2020 is a leap year) on a 15-degree grid (12 x 24 cells) with 2 depth levels and land
 (a continent, a shelf that is land at depth only, an Antarctic cap). The fields are smooth
 functions of latitude and depth in physical ranges with a seasonal cycle, an eastward-travelling
 wave and a little noise, so models have something to learn. ``tiny_config`` is a config mapping
-for these stores (train 2018, valid 2019, test 2020) with tiny models; change a copy freely.
+for these stores (train 2017-2018, valid 2019, test 2020) with tiny models; change a copy
+freely.
 
 One deviation from the contract, on purpose: the climatology is the day-of-year mean over all
-three years, not over the train year alone (with a single train year the train anomalies would be
-exactly zero and their standard deviation 0). Its format is exactly the contract's.
+four years, not over the train years alone. Its format is exactly the contract's.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from neuralogcm.channels import (
 )
 from neuralogcm.grid import Grid
 
-TINY_YEARS = (2018, 2020)
+TINY_YEARS = (2017, 2020)
 TINY_RESOLUTION = 15.0  # deg: 12 x 24 cells
 TINY_DEPTHS = [0.494025, 40.34405]  # m
 
@@ -92,7 +92,7 @@ def _day_of_year_index(dates: pd.DatetimeIndex) -> np.ndarray:
 
 
 def write_tiny_data(data_dir, years=TINY_YEARS, resolution=TINY_RESOLUTION, depths=TINY_DEPTHS,
-                    train_years=(2018, 2018)):
+                    train_years=(2017, 2018)):
     """Write the five data stores of the contract into ``data_dir``; return it."""
     grid = Grid(resolution)
     dates = pd.date_range(f"{years[0]}-01-01", f"{years[1]}-12-31", freq="D")
@@ -158,7 +158,7 @@ def tiny_data_dir(tmp_path_factory):
 TINY_CONFIG = {
     "run": "tiny",
     "data": {"source": "synthetic", "depths": TINY_DEPTHS,
-             "years": {"train": [2018, 2018], "valid": [2019, 2019], "test": [2020, 2020]}},
+             "years": {"train": [2017, 2018], "valid": [2019, 2019], "test": [2020, 2020]}},
     "grid": {"resolution": TINY_RESOLUTION},
     "physics": {"substeps": 2},
     "models": {

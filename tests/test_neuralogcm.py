@@ -184,3 +184,25 @@ def test_channels_last_gives_the_same_loss(models, batch):
     losses = [WindowLoss(model, normalizer, amp=False, channels_last=layout)(
         batch["state"], batch["forcing"], batch["doy"]).item() for layout in (False, True)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_the_hybrid_keeps_temperature_above_freezing(models, batch):
+    """A state driven below freezing comes back at the freezing point of its salinity and depth;
+    every other value is untouched."""
+    model, normalizer, _ = models["physics_only"]
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    temp = slice(6, 8)  # thetao of the 2 levels: channels S(2), U(2), V(2), T(2), SSH
+    cold = state.clone()
+    cold[:, temp] = cold[:, temp] - 10.0 / normalizer.state_std[temp]  # 10 degC colder
+    raised = model.above_freezing(cold, doy_next)
+    phys = normalizer.denormalize_state(raised, doy_next)
+    salt = phys[:, 0:2]
+    floor = -0.0575 * salt - 7.53e-4 * torch.tensor(model.ctx.depths)[:, None, None]
+    ocean = normalizer.state_mask[temp]
+    before = normalizer.denormalize_state(cold, doy_next)[:, temp]
+    was_below = (before < floor) & ocean
+    assert was_below.any() and (~was_below & ocean).any()
+    torch.testing.assert_close(phys[:, temp][was_below], floor[was_below], rtol=0, atol=1e-4)
+    torch.testing.assert_close(raised[:, temp][~was_below], cold[:, temp][~was_below], rtol=0,
+                               atol=0)
+    torch.testing.assert_close(raised[:, :6], cold[:, :6], rtol=0, atol=0)

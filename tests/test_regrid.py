@@ -212,7 +212,7 @@ def test_day_blocks_cover_every_day_once():
 def tiny_config(**grid):
     return config.load({
         "run": "t", "models": {"u": {"arch": "unet"}},
-        "data": {"years": {"train": [2019, 2019], "valid": [2020, 2020], "test": [2021, 2021]},
+        "data": {"years": {"train": [2018, 2019], "valid": [2020, 2020], "test": [2021, 2021]},
                  "depths": DEPTHS},
         "grid": {"resolution": 15.0, **grid},
     })

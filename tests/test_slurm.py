@@ -37,7 +37,7 @@ TINY = {
     "run": RUN,
     "data": {
         "source": "synthetic",
-        "years": {"train": [2016, 2016], "valid": [2017, 2017], "test": [2018, 2018]},
+        "years": {"train": [2015, 2016], "valid": [2017, 2017], "test": [2018, 2018]},
         "depths": [0.494025, 40.34405],
         "keep_raw": True,
         "synthetic": {"seed": 0, "ocean_resolution": 5.0, "atmosphere_resolution": 5.0,

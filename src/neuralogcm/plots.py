@@ -36,7 +36,8 @@ from neuralogcm.tables import nearest_levels, read_history
 log = logging.getLogger(__name__)
 
 LEAD_PLOT_VARIABLES = (*OCEAN, "all")  # rmse_vs_lead_{variable}.png
-HISTORY_COLUMNS = {"epoch", "train_loss", "valid_loss", "seconds", "steps", "machine"}
+HISTORY_COLUMNS = {"epoch", "train_loss", "valid_loss", "seconds", "steps", "machine",
+                   "physics_substeps"}
 LABELS = {"so": "salinity", "uo": "eastward velocity", "vo": "northward velocity",
           "thetao": "temperature", "zos": "sea surface height",
           "all": "all channels, normalised"}

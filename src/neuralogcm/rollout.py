@@ -149,23 +149,26 @@ class Rollout:
         return seconds / (steps * batch), batch
 
 
-def physics_core_seconds_per_day(cfg: Config, data, device: torch.device) -> float:
+def physics_core_speed(cfg: Config, data, device: torch.device) -> tuple[float, list[int]]:
     """Wall seconds per simulated day of the physics core alone (fixed coefficients), stepping
-    the first test day's state in physical units for ``evaluate.speed_days`` days."""
+    the first test day's state in physical units for ``evaluate.speed_days`` days, and the
+    sub-steps it took each day."""
     from neuralogcm.physics.core import PhysicsCore
 
     mask = torch.as_tensor(data.mask, device=device)
     core = PhysicsCore(data.grid, list(data.depths), mask, cfg.physics, learnable=False).to(device)
     first = np.flatnonzero(data.dates.year.isin(cfg.data.years.split("test")))[0]
     state = torch.nan_to_num(torch.from_numpy(data.state(int(first)))[None].to(device))
+    counts = []
     with torch.inference_mode():
         state = state + core(state)  # warm-up (allocations, kernel selection)
         _synchronize(device)
         tic = time.perf_counter()
         for _ in range(cfg.evaluate.speed_days):
             state = state + core(state)
+            counts.append(core.last_substeps)
         _synchronize(device)
-    return (time.perf_counter() - tic) / cfg.evaluate.speed_days
+    return (time.perf_counter() - tic) / cfg.evaluate.speed_days, counts
 
 
 def _synchronize(device: torch.device) -> None:
@@ -342,9 +345,10 @@ def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, 
         }
         spec = cfg.models[model_name]
         if spec["arch"] == "neuralogcm" and spec.get("physics", True):
-            core = physics_core_seconds_per_day(cfg, data, device)
+            core, counts = physics_core_speed(cfg, data, device)
             attrs["physics_core_seconds_per_simulated_day"] = core
             attrs["physics_core_simulated_years_per_day"] = 86400.0 / core / DAYS_PER_YEAR
+            attrs["physics_core_substeps"] = f"{min(counts)}-{max(counts)}"
         return attrs
 
     return write_forecasts(path, cfg, model_name, rollout, data, describe)

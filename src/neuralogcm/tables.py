@@ -283,6 +283,7 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
             "rollout_machine": f"{attrs['hostname']}: {attrs['device_name']}",
         })
         if reference is None and "physics_core_seconds_per_simulated_day" in attrs:
+            substeps = attrs.get("physics_core_substeps", cfg.physics.substeps)
             reference = {
                 "model": PHYSICS_CORE,
                 "train_seconds_per_step": np.nan,
@@ -300,7 +301,7 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
         "simulation (the long run alone in its batch, disk writes excluded) and simulated years "
         "per day (SYPD = 86400 / seconds per simulated day / 365), on the machines named. "
         + (f"The '{PHYSICS_CORE}' row steps the physics core alone (fixed coefficients, "
-           f"{cfg.physics.substeps} substeps a day) in physical units for "
+           f"{substeps} sub-steps a day) in physical units for "
            f"{cfg.evaluate.speed_days} days." if reference else
            "No model has a physics core, so there is no numerical reference row.")
     )

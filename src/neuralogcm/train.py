@@ -470,7 +470,8 @@ class Trainer:
                 f"stopped without saving, {self.last_path} keeps the last good state")
         row = {"epoch": p.epoch + 1, "train_loss": p.loss_sum / max(p.step, 1),
                "valid_loss": valid, "seconds": time.perf_counter() - started,
-               "machine": self.machine, **self.model.physical_coefficients()}
+               "machine": self.machine, **self.model.physical_coefficients(),
+               **self.model.step_diagnostics()}
         improved = valid < p.best_valid
         if improved:
             p.best_valid = valid

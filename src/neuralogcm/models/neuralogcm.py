@@ -12,6 +12,11 @@ One forward-Euler day in normalised space, X(t+1) = X(t) + F_phys + F_nn:
 - F_nn: the corrector's tendency from the normalised state, forcing and land-sea mask (under
   whatever autocast the caller chose, e.g. bf16 on GPUs). Its output layer starts at zero, so an
   untrained hybrid is exactly its physics core.
+- With the physics core, the new state's temperature is held at or above the freezing point of
+  sea water (physics.core.freezing_point): the model has no sea ice, which is what keeps polar
+  water at freezing. Without it a cold anomaly persisted into the Arctic winter (the anomaly
+  frame adds the climatology's seasonal change) reached -3.03 deg C at 81 N, below the
+  evaluation's bound of -3 deg C, on day 82 of a demo rollout.
 
 Land is 0 in every level's masked cells. Ablations through the options: ``corrector: false``
 (physics only), ``physics: false`` (corrector only), ``learnable_physics: false`` (frozen
@@ -26,7 +31,7 @@ from neuralogcm.channels import variable_slice
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.models.corrector import Corrector
 from neuralogcm.models.options import NeuralOGCMOptions
-from neuralogcm.physics.core import PhysicsCore
+from neuralogcm.physics.core import PhysicsCore, freezing_point
 
 
 class NeuralOGCM(ForecastModel):
@@ -40,6 +45,8 @@ class NeuralOGCM(ForecastModel):
             level_mask = ctx.mask[variable_slice("so", ctx.n_levels)]  # (L, H, W)
             self.core = PhysicsCore(ctx.grid, ctx.depths, level_mask, ctx.physics,
                                     learnable=options.learnable_physics)
+            depths = torch.tensor(ctx.depths, dtype=torch.float32)[:, None, None]
+            self.register_buffer("depths", depths, persistent=False)  # (L, 1, 1) m
         if options.corrector:
             self.corrector = Corrector(ctx.n_inputs, ctx.n_channels, ctx.grid.shape,
                                        options.width, options.depth, options.heads,
@@ -57,7 +64,21 @@ class NeuralOGCM(ForecastModel):
             next_state = self.physics_step(state, doy)
         if self.corrector is not None:
             next_state = next_state + self.corrector(self.inputs(state, forcing)).float()
+        if self.core is not None:
+            next_state = self.above_freezing(next_state, doy_next)
         return self.apply_mask(next_state), None
+
+    def above_freezing(self, state: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+        """state (B, C, H, W) normalised on days ``doy`` (B,) with T raised to the freezing
+        point of its salinity and depth wherever it lies below (other values untouched)."""
+        n = self.ctx.n_levels
+        salt, temp = variable_slice("so", n), variable_slice("thetao", n)
+        with torch.autocast(state.device.type, enabled=False):
+            state = state.float()
+            phys = self.normalizer.denormalize_state(state, doy)
+            below = (freezing_point(phys[:, salt], self.depths) - phys[:, temp]).clamp(min=0.0)
+            raised = state[:, temp] + below / self.normalizer.state_std[temp]
+            return torch.cat([state[:, : temp.start], raised, state[:, temp.stop :]], 1)
 
     def step_diagnostics(self) -> dict[str, int]:
         """The sub-steps the physics core took in its latest day."""

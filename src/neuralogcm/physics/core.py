@@ -34,8 +34,8 @@ Coefficients: kappa (T, S) and nu (u, v), one per depth level (or one per group 
 c_max = min(physics.kappa_max, SAFETY x the explicit-diffusion stability bound of the shortest
 sub-step allowed: ``physics.substeps``, else ``physics.max_substeps``), and c = c_init at p's
 initial value. With ``learnable=False`` they are buffers (frozen).
-With ``physics.checkpoint`` the sub-steps are recomputed in backward (torch.utils.checkpoint),
-so training memory is one sub-step's graph, not a day's.
+With ``physics.checkpoint`` the sub-steps of a day of more than one are recomputed in backward
+(torch.utils.checkpoint), so training memory is one sub-step's graph, not a day's.
 """
 
 from __future__ import annotations
@@ -278,12 +278,19 @@ class PhysicsCore(GeometryModule):
             dt = DAY / n
             y = y0
             for _ in range(n):
-                if self.cfg.checkpoint and torch.is_grad_enabled():
+                if self.cfg.checkpoint and n > 1 and torch.is_grad_enabled():
                     y = checkpoint(self._substep, y, eta, coef, force, dt, use_reentrant=False)
                 else:
                     y = self._substep(y, eta, coef, force, dt)
             out = self._join(y - y0, torch.zeros_like(eta))
         return out.to(state.dtype)
+
+
+def freezing_point(salinity: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    """Freezing point of sea water (deg C) at salinity (1e-3) and depth (m, about dbar):
+    -0.0575 S - 7.53e-4 p, the linear terms of the UNESCO (1983) formula (-1.95 at S = 34 at the
+    surface). Shapes broadcast."""
+    return -0.0575 * salinity - 7.53e-4 * depth
 
 
 def ssp_rk3(tendency, y: tuple, dt: float) -> tuple:
