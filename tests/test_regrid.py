@@ -1,6 +1,10 @@
 """Regridding (prepare/regrid.py) against analytic fields, and the regrid step on raw files."""
 
+import re
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import dask.array
 import numpy as np
@@ -323,10 +327,12 @@ def test_regrid_year_errors_name_the_file_and_leave_nothing(raw_2020, tmp_path):
     glorys_month(2020, 1).isel(longitude=slice(0, 4)).to_netcdf(regional)
     with pytest.raises(DataError, match=r"regional\.nc: its longitudes 180\.\.315 E do not go"):
         regrid_year(tiny_config(), "glorys", 2020, [regional] + files[1:], out, tmp_path)
+    # a depth that is no level of the file (config validation rejects it for real GLORYS
+    # levels; model_copy skips that, as a config and raw files out of step would)
+    cfg = tiny_config()
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"depths": [0.494025, 100.0]})})
     with pytest.raises(DataError, match="depth"):
-        regrid_year(config.load({**tiny_config().model_dump(), "data": {
-            **tiny_config().data.model_dump(), "depths": [0.494025, 100.0]}}),
-            "glorys", 2020, raw_2020["glorys"], out, tmp_path)
+        regrid_year(cfg, "glorys", 2020, raw_2020["glorys"], out, tmp_path)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
@@ -339,3 +345,54 @@ def test_regrid_cli(raw_2020, tmp_path):
     assert cli.main(args + [str(p) for p in raw_2020["era5"]]) == 0
     assert xr.open_zarr(out).sizes["time"] == 366
     assert cli.main(args + [str(p) for p in raw_2020["era5"][::-1]]) == 1  # December first
+
+
+def test_a_bad_december_stops_the_year_before_any_month_is_regridded(raw_2020, tmp_path,
+                                                                      monkeypatch, caplog):
+    december = tmp_path / "12.nc"
+    whole = raw_2020["glorys"][11].read_bytes()
+    december.write_bytes(whole[: len(whole) // 2])  # a download cut short
+    pieces = []
+    monkeypatch.setattr(regrid, "regrid_piece", lambda *args: pieces.append(args))
+    out = tmp_path / "2020.zarr"
+    with pytest.raises(DataError, match=r"12\.nc.*(truncated|corrupt)"):
+        regrid_year(tiny_config(), "glorys", 2020, raw_2020["glorys"][:11] + [december], out,
+                    tmp_path / "w")
+    assert pieces == [] and "regridded" not in caplog.text  # not even January
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_two_workers_write_the_same_store_as_one(raw_2020, tmp_path):
+    stores = {}
+    for workers in (1, 2):
+        stores[workers] = tmp_path / f"{workers}.zarr"
+        regrid_year(tiny_config(), "glorys", 2020, raw_2020["glorys"], stores[workers],
+                    tmp_path / "w", workers=workers)
+    with xr.open_zarr(stores[1]) as one, xr.open_zarr(stores[2]) as two:
+        xr.testing.assert_identical(one.load(), two.load())
+    files = {w: sorted(str(p.relative_to(s)) for p in s.rglob("*") if p.is_file())
+             for w, s in stores.items()}
+    assert files[1] == files[2]  # the same chunks: every day written, by whichever worker
+    assert [len(regrid.month_pieces(31, 2)), len(regrid.month_pieces(1, 8))] == [2, 1]
+
+
+#: benchmarks/regrid_benchmark.py, a full-resolution GLORYS day on one core (README)
+VALIDATE_S_PER_DAY, REGRID_S_PER_DAY = 45.0, 74.8
+
+
+def test_paper_regrid_jobs_fit_their_time_limit(tmp_path):
+    """The paper's regrid job runs as many workers as it has CPUs and its time limit covers a
+    leap year of GLORYS days at the benchmark's speed with a safety factor of 1.5 (the old
+    threads: 1 with 240 min needed 7.6 h of regridding alone)."""
+    repo = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "64",
+         "--snakefile", repo / "Snakefile", "--configfile", repo / "config/paper.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    job = re.search(r"^rule regrid:\n(?:    .*\n)*?    resources: (.*)\nShell command: (.*)$",
+                    dry, re.M)
+    resources = dict(item.split("=", 1) for item in job.group(1).split(", "))
+    workers = int(re.search(r"--threads (\d+) ", job.group(2)).group(1))
+    assert workers == int(resources["cpus_per_task"]) > 1  # the cores the job asks for
+    needed_s = 366 * (VALIDATE_S_PER_DAY + REGRID_S_PER_DAY) / workers * 1.5
+    assert int(resources["runtime"]) * 60 >= needed_s

@@ -185,8 +185,10 @@ def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
     t2 = pd.read_csv(root / "tables" / "table2.csv", index_col=0)
     assert list(t2.index) == MODELS + REFERENCE_ROWS and list(t2.columns) == ["day 5", "day 20"]
     assert (t2["day 20"] > t2["day 5"])[MODELS].all()  # drifting forecasts get worse with lead
-    # on these smooth fields the AR(1) anomaly forecast beats both persistence and climatology
-    assert (t2.loc["damped persistence"] < t2.loc[["persistence", "climatology"]].min()).all()
+    # on these smooth fields the AR(1) anomaly forecast beats persistence at every lead and the
+    # climatology at short leads (it tends to the climatology as its decay reaches zero)
+    assert (t2.loc["damped persistence"] < t2.loc["persistence"]).all()
+    assert t2.loc["damped persistence", "day 5"] < t2.loc["climatology", "day 5"]
     assert t2.loc["unet", "day 20"] > t2.loc["neuralogcm", "day 20"]  # n(n+1)/2 drift is worse
     table2_md = (root / "tables" / "table2.md").read_text()
     assert table2_md.startswith("Table 2: RMSE over all")

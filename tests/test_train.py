@@ -72,7 +72,8 @@ def test_history_and_best_checkpoint(reference, tiny_data_dir):
     assert len(losses) == 6
     table = pd.read_csv(out / "history.csv")
     assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
-                                   *COEFFICIENTS]
+                                   *COEFFICIENTS, "physics_substeps"]
+    assert (table["physics_substeps"] == 2).all()  # the tiny config fixes physics.substeps
     assert table.machine.str.endswith("x 1 processes").all()
     pd.testing.assert_frame_equal(table, history)
     assert table["epoch"].tolist() == [1, 2]

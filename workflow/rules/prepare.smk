@@ -23,12 +23,13 @@ rule regrid:
         f"{LOGS}/regrid/{{source}}_{{year}}.log",
     benchmark:
         f"{BENCH}/regrid/{{source}}_{{year}}.tsv"
-    threads: 1
+    threads: CFG.resources.prepare.cpus
     resources:
         **CFG.resources.rule_resources("prepare"),
     shell:
         "neuralogcm regrid --config {params.config:q} --source {wildcards.source}"
-        " --year {wildcards.year} --weights-dir {params.weights_dir:q} --out {output:q} {input:q}"
+        " --year {wildcards.year} --threads {threads} --weights-dir {params.weights_dir:q}"
+        " --out {output:q} {input:q}"
         " > {log:q} 2>&1"
 
 

@@ -76,9 +76,13 @@ class NeuralOGCM(ForecastModel):
         with torch.autocast(state.device.type, enabled=False):
             state = state.float()
             phys = self.normalizer.denormalize_state(state, doy)
-            below = (freezing_point(phys[:, salt], self.depths) - phys[:, temp]).clamp(min=0.0)
-            raised = state[:, temp] + below / self.normalizer.state_std[temp]
-            return torch.cat([state[:, : temp.start], raised, state[:, temp.stop :]], 1)
+            floor = freezing_point(phys[:, salt], self.depths)
+            below = phys[:, temp] < floor
+            phys = torch.cat([phys[:, : temp.start], torch.maximum(phys[:, temp], floor),
+                              phys[:, temp.stop :]], 1)
+            raised = self.normalizer.normalize_state(phys, doy)[:, temp]
+            temperature = torch.where(below, raised, state[:, temp])
+            return torch.cat([state[:, : temp.start], temperature, state[:, temp.stop :]], 1)
 
     def step_diagnostics(self) -> dict[str, int]:
         """The sub-steps the physics core took in its latest day."""

@@ -1,10 +1,20 @@
 """Regrid one source-year of raw monthly files onto the target grid.
 
-``neuralogcm regrid --config C --source {era5|glorys} --year Y --weights-dir D --out Y.zarr FILES``
-reads the 12 monthly raw files (in month order) through
-:func:`~neuralogcm.prepare.read.open_month` (open_raw + validate_raw), regrids every day to
+``neuralogcm regrid --config C --source {era5|glorys} --year Y --weights-dir D --out Y.zarr
+[--threads N] FILES`` reads the 12 monthly raw files (in month order), regrids every day to
 ``Grid(grid.resolution)`` and writes interim/{source}/{year}.zarr atomically: the canonical
 variables, float32, NaN on land, the configured depths only, one chunk per day.
+
+Before any regridding, :func:`check_year_inputs` opens all 12 files and checks what their
+headers say (the file opens and is not truncated, the variables and their dimensions, every day
+of its month once, the configured depths, one global grid for the year), so that a bad December
+file stops the job in seconds. The values (ranges, all-NaN days) are checked as they are read
+for regridding (:func:`~neuralogcm.prepare.read.validate_raw` on each piece of a month), so
+every value is scanned once for validation, as before.
+
+With ``--threads N`` (N > 1) the year's days are regridded by N worker processes: every month
+is cut into N ranges of consecutive days, and each worker writes its days to their own chunks
+of the store (one chunk per day, so no two workers share one). The result does not depend on N.
 
 Methods (``grid.regrid_method``), with ``grid.na_thres`` = the valid fraction of a target cell
 below which it is land:
@@ -35,7 +45,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import multiprocessing
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import dask
@@ -52,7 +64,14 @@ from neuralogcm.channels import CF
 from neuralogcm.errors import DataError, UserError
 from neuralogcm.grid import Grid
 from neuralogcm.io import atomic_path
-from neuralogcm.prepare.read import VARIABLES, canonical_dims, open_month
+from neuralogcm.prepare.read import (
+    VARIABLES,
+    _calendar_problems,
+    canonical_dims,
+    open_raw,
+    select_depths,
+    validate_raw,
+)
 from neuralogcm.prepare.store import DEPTH_ATTRS, write_store
 
 try:  # ESMF through xesmf: conda only (esmpy is not on PyPI)
@@ -310,47 +329,128 @@ def day_blocks(n_days: int, day_bytes: int) -> list[slice]:
     return [slice(i, min(i + per_block, n_days)) for i in range(0, n_days, per_block)]
 
 
+def check_year_inputs(source: str, year: int, files: list[Path],
+                      depths: list[float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Check the 12 monthly ``files`` from their headers and coordinates only (no data values
+    read): each opens (a truncated netCDF3 or HDF5 file does not), holds every canonical variable
+    with its dimensions, every day of its month once and the configured ``depths``, and all
+    share one grid that goes round the globe. Returns that grid's (lat, lon); raises
+    :class:`DataError` naming the first bad file."""
+    grid = None
+    for month, path in enumerate(files, start=1):
+        ds = open_raw(path, source)
+        try:
+            problems = []
+            for name in VARIABLES[source]:
+                if name not in ds.data_vars:
+                    problems.append(f"variable {name} is missing")
+                elif ds[name].dims != canonical_dims(name):
+                    problems.append(f"variable {name} has dimensions {ds[name].dims}, "
+                                    f"expected {canonical_dims(name)}")
+            problems += _calendar_problems(ds["time"].values, year, month)
+            if problems:
+                raise DataError(f"raw {source} file {path}: " + "; ".join(problems))
+            if depths:
+                select_depths(ds, depths, path)
+            lat, lon = ds.lat.values, ds.lon.values
+        finally:
+            ds.close()
+        if grid is None:
+            if lon.size < 2 or lon[-1] - lon[0] + np.diff(lon).max() < 360 - 1e-6:
+                raise DataError(f"raw {source} file {path}: its longitudes "
+                                f"{lon[0]:g}..{lon[-1]:g} E do not go round the globe, "
+                                f"and the target grid is global")
+            grid = lat, lon
+        elif not (lat.shape == grid[0].shape and lon.shape == grid[1].shape
+                  and np.allclose(lat, grid[0]) and np.allclose(lon, grid[1])):
+            raise DataError(f"raw {source} file {path}: its grid ({lat.size} x {lon.size})"
+                            f" differs from the grid of {files[0]}")
+    return grid
+
+
+def regrid_piece(regridder: Regridder, source: str, path: Path, days: slice,
+                 depths: list[float] | None, dates: pd.DatetimeIndex, store: Path) -> None:
+    """Regrid the ``days`` (positions in its month) of one raw file checked by
+    :func:`check_year_inputs` into their region of the year ``store``, checking their values
+    as they are read (:func:`~neuralogcm.prepare.read.validate_raw`)."""
+    ds = open_raw(path, source)
+    try:
+        ds = validate_raw(ds.isel(time=days), source, path, depths=depths)
+        for block in regrid_month(ds, regridder):
+            first = dates.get_loc(pd.Timestamp(block.time.values[0]))
+            block.to_zarr(store, region={"time": slice(first, first + block.sizes["time"])})
+    finally:
+        ds.close()
+
+
+_WORKER_REGRIDDER: Regridder | None = None
+
+
+def _start_worker(*regridder_args) -> None:
+    """Initializer of a worker process: its regridder (ESMF weights from the cache the main
+    process wrote) and dask's synchronous scheduler (the worker processes are the parallelism)."""
+    global _WORKER_REGRIDDER
+    dask.config.set(scheduler="synchronous")
+    _WORKER_REGRIDDER = make_regridder(*regridder_args)
+
+
+def _worker_piece(*args) -> None:
+    regrid_piece(_WORKER_REGRIDDER, *args)
+
+
+def month_pieces(n_days: int, workers: int) -> list[slice]:
+    """A month of ``n_days`` cut into ``workers`` ranges of consecutive days (one with one
+    worker), so that the days of a year spread evenly over the workers."""
+    edges = np.linspace(0, n_days, min(workers, n_days) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
 def regrid_year(cfg: config_mod.Config, source: str, year: int, files: list[Path], out: Path,
-                weights_dir: Path) -> None:
-    """Regrid the 12 monthly raw ``files`` (January first) of ``source`` into the zarr ``out``."""
+                weights_dir: Path, workers: int = 1) -> None:
+    """Regrid the 12 monthly raw ``files`` (January first) of ``source`` into the zarr ``out``,
+    with ``workers`` processes (1: in this process)."""
     if source not in VARIABLES:
         raise UserError(f"unknown source {source!r}: expected one of {sorted(VARIABLES)}")
     if len(files) != 12:
         raise UserError(f"regrid {source} {year}: expected 12 monthly raw files (January first), "
                         f"got {len(files)}: {[str(f) for f in files]}")
+    if workers < 1:
+        raise UserError(f"regrid {source} {year}: --threads must be at least 1, got {workers}")
     grid = Grid(cfg.grid.resolution)
     depths = list(cfg.data.depths) if source == "glorys" else []
     dates = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    regridder = None
-    # one thread: the rule asks for one core, and the netCDF reads hold a global lock anyway
+    lat, lon = check_year_inputs(source, year, files, depths or None)
+    log.info("%s %d: the 12 raw files checked (headers, days, depths, grid)", source, year)
+    regridder_args = (lat, lon, grid, cfg.grid.regrid_method, cfg.grid.na_thres,
+                      weights_file(weights_dir, source, lat, lon, grid))
+    regridder = make_regridder(*regridder_args)  # writes the ESMF weights the workers read
+    log.info("%s %d: %s from %d x %d to %d x %d, %d worker(s)", source, year, regridder.method,
+             lat.size, lon.size, *grid.shape, workers)
+    pieces = [(month, path, days) for month, path in enumerate(files, start=1)
+              for days in month_pieces(int(dates.month.value_counts()[month]), workers)]
     with atomic_path(out) as tmp, dask.config.set(scheduler="synchronous"):
-        for month, path in enumerate(files, start=1):
-            ds = open_month(path, source, year, month, depths or None)
-            try:
-                lat, lon = ds.lat.values, ds.lon.values
-                if regridder is None:
-                    if lon.size < 2 or lon[-1] - lon[0] + np.diff(lon).max() < 360 - 1e-6:
-                        raise DataError(f"raw {source} file {path}: its longitudes "
-                                        f"{lon[0]:g}..{lon[-1]:g} E do not go round the globe, "
-                                        f"and the target grid is global")
-                    weights = weights_file(weights_dir, source, lat, lon, grid)
-                    regridder = make_regridder(lat, lon, grid, cfg.grid.regrid_method,
-                                               cfg.grid.na_thres, weights)
-                    log.info("%s %d: %s from %d x %d to %d x %d", source, year,
-                             regridder.method, lat.size, lon.size, *grid.shape)
-                    template = year_template(source, dates, depths, grid)
-                    template.attrs = {**provenance(cfg, source), "regrid_method": regridder.method,
-                                      "na_thres": cfg.grid.na_thres, "first_raw_file": str(path)}
-                    write_store(template, tmp, compute=False)
-                elif not regridder.same_grid(lat, lon):
-                    raise DataError(f"raw {source} file {path}: its grid ({lat.size} x {lon.size})"
-                                    f" differs from the grid of {files[0]}")
-                for days in regrid_month(ds, regridder):
-                    first = dates.get_loc(pd.Timestamp(days.time.values[0]))
-                    days.to_zarr(tmp, region={"time": slice(first, first + days.sizes["time"])})
-            finally:
-                ds.close()
-            log.info("%s %d-%02d regridded (%s)", source, year, month, path)
+        template = year_template(source, dates, depths, grid)
+        template.attrs = {**provenance(cfg, source), "regrid_method": regridder.method,
+                          "na_thres": cfg.grid.na_thres, "first_raw_file": str(files[0])}
+        write_store(template, tmp, compute=False)
+        if workers == 1:
+            for month, path, days in pieces:
+                regrid_piece(regridder, source, path, days, depths or None, dates, tmp)
+                log.info("%s %d-%02d regridded (%s)", source, year, month, path)
+            return
+        # spawn, not fork: a forked child would inherit the parent's HDF5 library state
+        pool = ProcessPoolExecutor(min(workers, len(pieces)),
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=regridder_args)
+        try:
+            futures = [pool.submit(_worker_piece, source, path, days, depths or None, dates, tmp)
+                       for _, path, days in pieces]
+            for (month, path, days), future in zip(pieces, futures, strict=True):
+                future.result()  # in order: the first bad piece of the year raises
+                if days.stop == dates.month.value_counts()[month]:
+                    log.info("%s %d-%02d regridded (%s)", source, year, month, path)
+        finally:  # on an error, no new pieces; the running ones end before tmp is removed
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -360,11 +460,14 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-dir", required=True, type=Path,
                         help="folder for cached ESMF weights")
     parser.add_argument("--out", required=True, type=Path, help="interim {year}.zarr to write")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="worker processes regridding the year's days in parallel")
     parser.add_argument("files", nargs="+", type=Path,
                         help="the 12 monthly raw files, January first")
 
 
 def cli_main(args: argparse.Namespace) -> None:
     cfg = config_mod.load(args.config)
-    regrid_year(cfg, args.source, args.year, args.files, args.out, args.weights_dir)
+    regrid_year(cfg, args.source, args.year, args.files, args.out, args.weights_dir,
+                args.threads)
     log.info("wrote %s", args.out)
