@@ -10,9 +10,11 @@ k-day window, the model's own forecast fed back). AdamW with ``train.lr`` and
 trained alike through the :class:`~neuralogcm.models.base.ForecastModel` interface; a stateful
 model's hidden state starts empty in each window and is carried across its days.
 
-Outputs in --out-dir (rank 0 alone writes): history.csv (epoch, train_loss, valid_loss, seconds
-and the model's learned coefficients in m^2/s), checkpoint.pt (the weights of the best validation
-epoch) and last.pt (everything needed to continue). All three are written atomically.
+Outputs in --out-dir (rank 0 alone writes): history.csv (epoch, train_loss, valid_loss, seconds,
+the model's learned coefficients in m^2/s and the physics core's sub-steps), updated every
+epoch; last.pt (everything needed to continue), every epoch; checkpoint.pt (the weights of the
+best validation epoch) once training has finished, so an interrupted job leaves none and
+Snakemake runs it again. All three are written atomically.
 
 Resuming: with ``--resume`` the last.pt of an unfinished run with the same settings and the same
 input data (:func:`fingerprint`; ``train.epochs`` may differ) continues exactly where it stopped:
@@ -419,17 +421,19 @@ class Trainer:
         log.info("resuming from %s at epoch %d, step %d", self.last_path,
                  self.progress.epoch + 1, self.progress.step)
 
-    def write_outputs(self, improved: bool) -> None:
-        """history.csv, and checkpoint.pt when the epoch improved (or it is missing)."""
+    def write_outputs(self, final: bool) -> None:
+        """history.csv, and at the end of training checkpoint.pt (the best epoch's weights): a
+        run that is stopped early leaves no checkpoint.pt, so Snakemake sees the job as not
+        done and runs it again (resuming from last.pt)."""
         if not self.procs.main:
             return
         p = self.progress
-        best = self.out_dir / "checkpoint.pt"
-        if improved or not best.exists():
+        if final:
             row = min(p.history, key=lambda r: r["valid_loss"])
             save({"model": self.model_name, "config": self.cfg.model_dump(mode="json"),
                   "state_dict": p.best_state, "epoch": row["epoch"],
-                  "valid_loss": row["valid_loss"], "version": __version__}, best)
+                  "valid_loss": row["valid_loss"], "version": __version__},
+                 self.out_dir / "checkpoint.pt")
         with atomic_path(self.out_dir / "history.csv") as tmp:
             pd.DataFrame(p.history).to_csv(tmp, index=False)
 
@@ -478,7 +482,7 @@ class Trainer:
             p.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         p.history.append(row)
         p.epoch, p.step, p.loss_sum, p.seconds = p.epoch + 1, 0, 0.0, 0.0
-        self.write_outputs(improved)
+        self.write_outputs(final=False)
         self.save_last()
         log.info("%s epoch %d/%d: train loss %.5g, valid loss %.5g, %.1f s%s", self.model_name,
                  row["epoch"], self.epochs, row["train_loss"], valid, row["seconds"],
@@ -539,7 +543,7 @@ class Trainer:
         while self.progress.epoch < self.epochs:
             self.run_epoch(stop)
         if self.progress.history:
-            self.write_outputs(improved=False)
+            self.write_outputs(final=True)
         return pd.DataFrame(self.progress.history)
 
 
