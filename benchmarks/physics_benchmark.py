@@ -26,7 +26,7 @@ import torch
 from neuralogcm.channels import channel_level
 from neuralogcm.config import load
 from neuralogcm.grid import Grid
-from neuralogcm.physics.core import PhysicsCore
+from neuralogcm.physics.core import CoreSettings, PhysicsCore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def main() -> None:
     grid = Grid(cfg.grid.resolution)
     device = torch.device(args.device)
     mask = land_mask(grid, depths)
-    core = PhysicsCore(grid, depths, mask, physics).to(device)
+    core = PhysicsCore(grid, depths, mask, CoreSettings.of(physics)).to(device)
     state = physical_state(grid, depths, mask, args.batch).to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

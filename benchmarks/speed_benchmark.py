@@ -36,13 +36,16 @@ from physics_benchmark import land_mask, physical_state
 from torch.utils.data import default_collate
 
 from neuralogcm.channels import channel_level, variable_slice
+from neuralogcm.checkpoint import build
 from neuralogcm.config import ConfigError, load
 from neuralogcm.data import Normalizer, WindowDataset
 from neuralogcm.grid import Grid
 from neuralogcm.models.base import ModelContext
 from neuralogcm.models.registry import build_model
-from neuralogcm.rollout import DAYS_PER_YEAR, Rollout, machine_label
-from neuralogcm.train import WindowLoss, build
+from neuralogcm.physics.core import SettingsError
+from neuralogcm.rollout import DAYS_PER_YEAR, Rollout
+from neuralogcm.runtime import machine_label
+from neuralogcm.train import WindowLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"U-Net": ("unet", {}), "corrector only": ("neuralogcm", {"physics": False}),
@@ -88,7 +91,7 @@ def setup(cfg, spec: dict, device: torch.device, days: int, data_dir: Path):
     if data_dir.is_dir():
         try:
             return (*build(cfg, "bench", data_dir, device), f"the stores in {data_dir}")
-        except ConfigError as err:
+        except (ConfigError, SettingsError) as err:
             why = f" ({data_dir} does not fit: {err})"
     else:
         why = f" (no {data_dir})"

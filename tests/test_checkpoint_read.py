@@ -1,12 +1,12 @@
-"""Reading checkpoints (train.read): a bad file is named, and never loaded unsafely."""
+"""Reading checkpoints (checkpoint.read): a bad file is named, and never loaded unsafely."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from neuralogcm.checkpoint import read
 from neuralogcm.errors import DataError
-from neuralogcm.train import read
 
 
 class Foreign:

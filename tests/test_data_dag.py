@@ -27,6 +27,8 @@ def test_stores_cover_every_day_on_the_target_grid(data_dir):
     np.testing.assert_allclose(ocean.lat.values, np.arange(-84.0, 85.0, 12.0))
     assert ocean.attrs["dataset_id"] == "neuralogcm-synthetic-glorys"
     assert forcing.attrs["dataset_id"] == "neuralogcm-synthetic-era5"
+    # the synthetic ocean's true diffusivity travels from the raw files' attributes
+    assert ocean.attrs["synthetic_tracer_diffusivity_m2_s"] == 2000.0
     day = ocean.isel(time=200).compute()
     thetao = day.thetao.values
     assert -3 < np.nanmin(thetao) and np.nanmax(thetao) < 35

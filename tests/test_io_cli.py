@@ -121,23 +121,55 @@ def test_cli_unknown_verb_and_user_error(tmp_path, capsys):
     assert "missing.json does not exist" in capsys.readouterr().err
 
 
-def test_docs_fills_generated_blocks_and_copies_figures(tmp_path):
-    from neuralogcm.docs import update_readme
-    from neuralogcm.errors import UserError
+def _block(name: str, body: str) -> str:
+    return f"<!-- generated:{name} -->\n{body}<!-- /generated:{name} -->\n"
 
-    run = tmp_path / "results" / "demo"
-    (run / "tables").mkdir(parents=True)
-    (run / "figures").mkdir()
-    (run / "tables" / "t.md").write_text("| a |\n|---|\n| 1 |\n")
-    (run / "figures" / "f.png").write_bytes(b"png")
-    readme = tmp_path / "README.md"
-    start, end = "<!-- generated:tables/t.md -->\n", "<!-- /generated:tables/t.md -->\n"
-    readme.write_text(f"intro\n{start}old\n{end}end\n")
-    assert update_readme(readme, run, ["figures/f.png"], tmp_path / "docs") == ["tables/t.md"]
-    assert readme.read_text() == (
-        f"intro\n{start}| a |\n|---|\n| 1 |\n{end}end\n"
-    )
-    assert (tmp_path / "docs" / "f.png").read_bytes() == b"png"
-    readme.write_text("<!-- generated:tables/missing.md -->\n<!-- /generated:tables/missing.md -->")
-    with pytest.raises(UserError, match="missing.md"):
-        update_readme(readme, run, [], tmp_path / "docs")
+
+def test_docs_fills_the_blocks_of_one_run_and_copies_its_figures_and_tables(tmp_path, capsys):
+    from neuralogcm.docs import update_readme
+
+    runs = {}
+    for name in ("demo", "study"):
+        run = runs[name] = tmp_path / "results" / name
+        (run / "tables").mkdir(parents=True)
+        (run / "figures").mkdir()
+        (run / "tables" / "t.md").write_text(f"| {name} |\n|---|\n| 1 |\n")
+        (run / "tables" / "t.csv").write_text(f"model,{name}\n")
+        (run / "tables" / "notes.txt").write_text("not a table")
+        (run / "figures" / "f.png").write_bytes(name.encode())
+    readme, docs = tmp_path / "README.md", tmp_path / "docs"
+
+    def page(demo: str, study: str) -> str:
+        return (f"intro\n{_block('demo/tables/t.md', demo)}"
+                f"mid\n{_block('study/tables/t.md', study)}end\n")
+
+    filled = {name: f"| {name} |\n|---|\n| 1 |\n" for name in runs}
+    old = page("old\n", "old\n")
+    readme.write_text(old)
+    assert update_readme(readme, runs["study"], ["figures/f.png"], docs) == ["study/tables/t.md"]
+    # only the study's block is filled; the demo's is left as it was
+    assert readme.read_text() == page("old\n", filled["study"])
+    assert (docs / "study" / "figures" / "f.png").read_bytes() == b"study"
+    assert sorted(p.name for p in (docs / "study" / "tables").iterdir()) == ["t.csv", "t.md"]
+    assert (docs / "study" / "tables" / "t.csv").read_text() == "model,study\n"
+    assert not (docs / "demo").exists() and not (docs / "figures").exists()
+
+    # the CLI, by the run folder's name
+    assert cli.main(["docs", "--run-dir", str(runs["demo"]), "--readme", str(readme),
+                     "--docs-dir", str(docs), "figures/f.png"]) == 0
+    assert "demo/tables/t.md" in capsys.readouterr().out
+    assert readme.read_text() == page(filled["demo"], filled["study"])
+    assert (docs / "demo" / "figures" / "f.png").read_bytes() == b"demo"
+
+    # a missing file names the block and the file, and nothing is written
+    readme.write_text(old + _block("demo/tables/missing.md", ""))
+    with pytest.raises(UserError, match=r"'demo/tables/missing.md' needs .*demo/tables/missing.md"):
+        update_readme(readme, runs["demo"], [], docs)
+    assert readme.read_text() == old + _block("demo/tables/missing.md", "")
+    update_readme(readme, runs["study"], [], docs)  # another run's missing file is not needed
+    with pytest.raises(UserError, match=r"figure .*figures/gone.png does not exist"):
+        update_readme(readme, runs["study"], ["figures/gone.png"], docs)
+    # the old markers, without the run, are refused with the new form
+    readme.write_text(_block("tables/t.md", ""))
+    with pytest.raises(UserError, match="generated:RUN/tables/t.md"):
+        update_readme(readme, runs["demo"], [], docs)

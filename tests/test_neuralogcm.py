@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from neuralogcm.channels import periodic_channel_index
+from neuralogcm.checkpoint import build
 from neuralogcm.config import ConfigError, load
 from neuralogcm.data import WindowDataset
 from neuralogcm.models.corrector import Corrector
-from neuralogcm.train import WindowLoss, build
+from neuralogcm.train import WindowLoss
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from physics_cases import balanced_state, land_mask, perturbed_state
 
-from neuralogcm.config import ConfigError, PhysicsConfig
+from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import Grid
-from neuralogcm.physics.core import DAY, PhysicsCore
+from neuralogcm.physics.core import DAY, CoreSettings, PhysicsCore, SettingsError
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,7 @@ def demo():
 
 def test_forward_contract(demo):
     grid, mask, state = demo
-    core = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=6)).double()
+    core = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig(substeps=6))).double()
     increment = core(state)
     assert increment.shape == state.shape and increment.dtype == torch.float64
     assert torch.all(increment[0][~mask[CHANNEL_LEVEL]] == 0)  # land stays 0
@@ -39,7 +39,7 @@ def test_forward_contract(demo):
     assert torch.allclose(coefficients["kappa"], torch.full((2,), 1e3).double())
     assert torch.allclose(coefficients["viscosity"], torch.full((2,), 1e4).double())
     # float32 (the default dtype) gives the same day to single precision
-    single = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=6))
+    single = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig(substeps=6)))
     increment32 = single(state.float())
     assert increment32.dtype == torch.float32
     # (to 1e-4 of the increment, or to the round-off of the float32 state, S ~ 35, over the
@@ -56,11 +56,11 @@ def test_forward_contract(demo):
 def test_bad_inputs_are_named(demo):
     grid, mask, state = demo
     with pytest.raises(ValueError, match="levels"):
-        PhysicsCore(grid, DEPTHS[:1], mask, PhysicsConfig())
-    with pytest.raises(ConfigError, match="physics.viscosity_init"):
+        PhysicsCore(grid, DEPTHS[:1], mask, CoreSettings.of(PhysicsConfig()))
+    with pytest.raises(SettingsError, match="physics.viscosity_init"):
         PhysicsCore(Grid(1.5), [1.0], torch.ones(1, 120, 240, dtype=torch.bool),
-                    PhysicsConfig(substeps=1, viscosity_init=9e4))
-    core = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig())
+                    CoreSettings.of(PhysicsConfig(substeps=1, viscosity_init=9e4)))
+    core = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig()))
     with pytest.raises(ValueError, match=r"\(B, 9, H, W\)"):
         core(state[:, :5].float())
 
@@ -68,7 +68,8 @@ def test_bad_inputs_are_named(demo):
 def test_coriolis_is_an_exact_rotation_at_any_time_step():
     grid = Grid(15.0)
     mask = torch.ones(1, *grid.shape, dtype=torch.bool)
-    cfg = PhysicsConfig(substeps=1, advection=False, diffusion=False, pressure_gradient=False)
+    cfg = CoreSettings.of(PhysicsConfig(substeps=1, advection=False, diffusion=False,
+                                        pressure_gradient=False))
     core = PhysicsCore(grid, [1.0], mask, cfg).double()
     gen = torch.Generator().manual_seed(1)
     state = torch.randn(1, 5, *grid.shape, generator=gen, dtype=torch.float64)
@@ -83,12 +84,13 @@ def test_coriolis_is_an_exact_rotation_at_any_time_step():
 def test_geostrophic_balance_is_kept_by_coriolis_and_pressure_gradient(demo):
     grid, mask, _ = demo
     state = balanced_state(grid, DEPTHS, mask)
-    cfg = PhysicsConfig(substeps=3, advection=False, diffusion=False)
+    cfg = CoreSettings.of(PhysicsConfig(substeps=3, advection=False, diffusion=False))
     core = PhysicsCore(grid, DEPTHS, mask, cfg).double()
     assert state[:, 2:4].abs().amax() > 0.01  # there is a current
     assert core(state).abs().amax() < 1e-12
     # without the pressure gradient the same current turns inertially
-    cfg = PhysicsConfig(substeps=3, advection=False, diffusion=False, pressure_gradient=False)
+    cfg = CoreSettings.of(PhysicsConfig(substeps=3, advection=False, diffusion=False,
+                                        pressure_gradient=False))
     assert PhysicsCore(grid, DEPTHS, mask, cfg).double()(state).abs().amax() > 0.01
 
 
@@ -97,21 +99,22 @@ def test_baroclinic_pressure_gradient_pushes_dense_water_towards_light_water(dem
     state = balanced_state(grid, DEPTHS, mask)
     state[:, 2:6] = 0.0  # at rest
     state[:, 8] = 0.0  # flat sea surface; T falls towards the poles
-    cfg = PhysicsConfig(advection=False, diffusion=False, coriolis=False, baroclinic=True)
+    cfg = CoreSettings.of(PhysicsConfig(advection=False, diffusion=False, coriolis=False,
+                                        baroclinic=True))
     tendency = PhysicsCore(grid, DEPTHS, mask, cfg).double().tendency(state)
     northern = torch.as_tensor((grid.lat > 20) & (grid.lat < 60))
     v_surface, v_deep = tendency[0, 4][northern], tendency[0, 5][northern]
     ocean = mask[1][northern]
     assert torch.all(v_deep[ocean] < 0)  # dense water in the north pushes southward at depth
     assert torch.all(v_deep[ocean].abs() > v_surface[ocean].abs())  # more so below
-    barotropic = PhysicsConfig(advection=False, diffusion=False, coriolis=False)
+    barotropic = CoreSettings.of(PhysicsConfig(advection=False, diffusion=False, coriolis=False))
     assert PhysicsCore(grid, DEPTHS, mask, barotropic).double().tendency(state).abs().amax() == 0
 
 
 def test_gradcheck_state_and_coefficients():
     grid = Grid(15.0)  # 12 x 24
     mask = land_mask(grid, DEPTHS)
-    cfg = PhysicsConfig(substeps=2, kappa_init=2e4, viscosity_init=5e4)
+    cfg = CoreSettings.of(PhysicsConfig(substeps=2, kappa_init=2e4, viscosity_init=5e4))
     core = PhysicsCore(grid, DEPTHS, mask, cfg).double()
     state = perturbed_state(grid, DEPTHS, mask, seed=3).requires_grad_()
     raw = core.raw.detach().clone().requires_grad_()
@@ -124,7 +127,7 @@ def test_gradcheck_state_and_coefficients():
 
 def test_ten_day_gradient_matches_central_difference(demo):
     grid, mask, state = demo
-    core = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=12)).double()
+    core = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig(substeps=12))).double()
     target = balanced_state(grid, DEPTHS, mask)
 
     def loss(raw):
@@ -147,7 +150,7 @@ def test_ten_day_gradient_matches_central_difference(demo):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(demo):
     grid, mask, state = demo
-    core = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=6))
+    core = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig(substeps=6)))
     cpu = core(state.float())
     gpu = core.cuda()(state.float().cuda()).cpu()
     assert np.allclose(gpu.numpy(), cpu.numpy(), rtol=1e-4, atol=1e-5)

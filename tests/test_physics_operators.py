@@ -10,7 +10,7 @@ from scipy.special import lpmv
 
 from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import Grid
-from neuralogcm.physics.core import PhysicsCore
+from neuralogcm.physics.core import CoreSettings, PhysicsCore
 from neuralogcm.physics.operators import SphereOperators, pad
 
 torch.set_num_threads(1)
@@ -87,7 +87,7 @@ def land_case():
     grid = Grid(1.5)
     depths = [5.0, 155.0]
     mask = land_mask(grid, depths)
-    core = PhysicsCore(grid, depths, mask, PhysicsConfig(kappa_init=3e3)).double()
+    core = PhysicsCore(grid, depths, mask, CoreSettings.of(PhysicsConfig(kappa_init=3e3))).double()
     rng = np.random.default_rng(0)
     shape = (1, len(depths), *grid.shape)
     lat = torch.as_tensor(np.deg2rad(grid.lat))[:, None]

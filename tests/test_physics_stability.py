@@ -24,7 +24,7 @@ from physics_cases import balanced_state, kinetic_energy, land_mask, tracer_vari
 
 from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import Grid
-from neuralogcm.physics.core import PhysicsCore
+from neuralogcm.physics.core import CoreSettings, PhysicsCore
 
 torch.set_num_threads(1)
 
@@ -37,7 +37,7 @@ def test_a_year_of_daily_calls_keeps_a_balanced_state(at_bound):
     grid = Grid(6.0)
     n = len(DEPTHS)
     mask = land_mask(grid, DEPTHS)
-    core = PhysicsCore(grid, DEPTHS, mask, PhysicsConfig(substeps=12)).double()
+    core = PhysicsCore(grid, DEPTHS, mask, CoreSettings.of(PhysicsConfig(substeps=12))).double()
     if at_bound:
         core.set_coefficients(kappa=core.bound, viscosity=core.bound)
         assert torch.allclose(core.coefficients()["kappa"], torch.tensor(1e5).double())
@@ -89,7 +89,7 @@ def test_a_year_of_coast_and_pole_crossing_currents_stays_bounded(resolution, sw
     n = len(depths)
     mask = land_mask(grid, depths)
     assert mask[0, -1].any() and mask[0, 0].logical_not().all()  # ocean in the north polar row
-    core = PhysicsCore(grid, depths, mask, PhysicsConfig(**SWITCHES[switches]))
+    core = PhysicsCore(grid, depths, mask, CoreSettings.of(PhysicsConfig(**SWITCHES[switches])))
     state = coast_crossing_state(grid, depths, mask)
     ocean = mask.bool()
     salt, temp = state[0, :n][ocean], state[0, 3 * n : 4 * n][ocean]
@@ -107,7 +107,7 @@ def test_a_year_of_coast_and_pole_crossing_currents_stays_bounded(resolution, sw
     speed = torch.hypot(x[0, n : 2 * n], x[0, 2 * n : 3 * n])
     assert float(speed.max()) < 2.0  # m/s: far inside the evaluation's bound of 5 m/s
     assert torch.all(x[0, : 4 * n][~ocean.repeat(4, 1, 1)] == 0)
-    assert 1 <= min(counts) and max(counts) <= core.cfg.max_substeps
+    assert 1 <= min(counts) and max(counts) <= core.settings.max_substeps
 
 
 @pytest.mark.parametrize("switches", SWITCHES, ids=list(SWITCHES))
@@ -119,7 +119,7 @@ def test_a_year_from_a_state_of_the_demo_data_stays_bounded(switches):
     grid, depths = Grid(float(case["resolution"])), [float(d) for d in case["depths"]]
     mask = torch.as_tensor(case["mask"])
     n = len(depths)
-    core = PhysicsCore(grid, depths, mask, PhysicsConfig(**SWITCHES[switches]))
+    core = PhysicsCore(grid, depths, mask, CoreSettings.of(PhysicsConfig(**SWITCHES[switches])))
     x = torch.as_tensor(case["state"])[None]
     ocean = mask.bool()
     start = x[0, : 4 * n].reshape(4, n, *grid.shape)

@@ -13,7 +13,7 @@ from physics_cases import land_mask, perturbed_state
 
 from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import Grid
-from neuralogcm.physics.core import PhysicsCore
+from neuralogcm.physics.core import CoreSettings, PhysicsCore
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,7 @@ VARIABLE = {"so": 0, "uo": 1, "vo": 2, "thetao": 3}
 
 
 def _core(grid, mask, per_level: bool, **coefficients) -> PhysicsCore:
-    cfg = PhysicsConfig(substeps=12, per_level=per_level, checkpoint=False)
+    cfg = CoreSettings.of(PhysicsConfig(substeps=12, per_level=per_level, checkpoint=False))
     core = PhysicsCore(grid, DEPTHS, mask, cfg).double()
     core.set_coefficients(**{k: v.double() for k, v in coefficients.items()})
     return core

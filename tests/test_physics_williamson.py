@@ -8,7 +8,7 @@ import torch
 
 from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import GRAVITY, OMEGA, Grid
-from neuralogcm.physics.core import DAY, PhysicsCore, ssp_rk3
+from neuralogcm.physics.core import DAY, CoreSettings, PhysicsCore, ssp_rk3
 from neuralogcm.physics.operators import SphereOperators, pad
 
 torch.set_num_threads(1)
@@ -67,7 +67,7 @@ def test_case_1_cosine_bell_goes_once_round_the_sphere(alpha):
 def _case_2_residual(resolution: float, alpha: float) -> float:
     """Relative L2 residual of the momentum tendency for Williamson's steady geostrophic flow."""
     grid = Grid(resolution)
-    cfg = PhysicsConfig(diffusion=False)
+    cfg = CoreSettings.of(PhysicsConfig(diffusion=False))
     core = PhysicsCore(grid, [1.0], torch.ones(1, *grid.shape, dtype=torch.bool), cfg).double()
     lat, lon = _coordinates(grid)
     u, v = _solid_body(grid, alpha)

@@ -26,8 +26,8 @@ from snakemake_executor_plugin_slurm import ExecutorSettings
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 
+from neuralogcm.checkpoint import load_checkpoint
 from neuralogcm.config import ResourcesConfig
-from neuralogcm.train import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "slurm"

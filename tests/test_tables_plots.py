@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from matplotlib.image import imread
 from test_rollout import _config, _rollout
 
@@ -12,8 +13,16 @@ from neuralogcm.channels import channel_level, channel_variable
 from neuralogcm.cli import main as cli
 from neuralogcm.config import load
 from neuralogcm.data import OceanData
+from neuralogcm.errors import DataError
 from neuralogcm.metrics import REFERENCES, SCORE_COLUMNS
-from neuralogcm.tables import speed_table, stability_table, table2, variable_rows, variables_table
+from neuralogcm.tables import (
+    ablation_table,
+    speed_table,
+    stability_table,
+    table2,
+    variable_rows,
+    variables_table,
+)
 
 LEADS = np.arange(1, 21)
 MODELS = ["neuralogcm", "unet"]
@@ -98,6 +107,59 @@ def test_leads_after_a_run_leaves_the_bounds_say_so_with_the_day(tiny_config, sc
     assert sst.loc[("RMSE", "neuralogcm"), "day 20"] == pytest.approx(0.206)  # the CSV keeps it
 
 
+ABLATION = {  # the hybrid family's switches, and a baseline between them
+    "full": {"arch": "neuralogcm"},
+    "unet": {"arch": "unet"},
+    "physics_only": {"arch": "neuralogcm", "corrector": False},
+    "frozen": {"arch": "neuralogcm", "corrector": False, "learnable_physics": False,
+               "coriolis": True},
+    "corrector_only": {"arch": "neuralogcm", "physics": False},
+    "no_dynamics": {"arch": "neuralogcm", "coriolis": False, "pressure_gradient": False},
+    "pressure_only": {"arch": "neuralogcm", "coriolis": False, "pressure_gradient": True},
+}
+
+
+def test_ablation_table_gives_the_switches_beside_table2s_cells(tiny_config):
+    tiny_config["physics"] = {"coriolis": True, "pressure_gradient": False}
+    cfg = _config(tiny_config)  # leads 5 and 20
+    cfg = cfg.model_copy(update={"models": ABLATION})
+    scores = pd.concat([_fake_scores(name, 0.1 * k, out=20 if name == "frozen" else np.nan)
+                        for k, name in enumerate(ABLATION)]
+                       + [_fake_scores("climatology", 0.45), _fake_scores("persistence", 0.5)])
+    frame, markdown = ablation_table(scores, cfg)
+    hybrids = ["full", "physics_only", "frozen", "corrector_only", "no_dynamics", "pressure_only"]
+    assert list(frame.index) == hybrids + ["persistence", "climatology"]  # no baseline
+    switches = ["physics", "corrector", "coefficients", "Coriolis + pressure gradient"]
+    assert list(frame.columns) == switches + ["day 5", "day 20"]
+    rows = _rows(markdown)
+    assert {name: cells[:4] for name, cells in rows.items()} == {
+        # physics.coriolis on, physics.pressure_gradient off unless a model sets its own
+        "full": ["yes", "yes", "learnable", "Coriolis only"],
+        "physics_only": ["yes", "no", "learnable", "Coriolis only"],
+        "frozen": ["yes", "no", "frozen", "Coriolis only"],
+        "corrector_only": ["no", "yes", "—", "—"],
+        "no_dynamics": ["yes", "yes", "learnable", "off"],
+        "pressure_only": ["yes", "yes", "learnable", "pressure gradient only"],
+        "persistence": ["", "", "", ""],
+        "climatology": ["", "", "", ""],
+    }
+    # the RMSE cells, numbers and marks, are Table 2's for the same rows
+    wide, table2_markdown = table2(scores, cfg)
+    table2_rows = _rows(table2_markdown)
+    assert {name: cells[4:] for name, cells in rows.items()} == {
+        name: table2_rows[name] for name in frame.index}
+    assert rows["frozen"][4:] == ["0.35", "out of bounds (d20)"]
+    assert rows["pressure_only"][4:] == ["0.65 †", "0.8 †"]
+    pd.testing.assert_frame_equal(frame[["day 5", "day 20"]], wide.loc[frame.index])
+    assert "'on' when both are on" in markdown and "'Coriolis only'" in markdown
+
+    tiny_config["physics"] = {"coriolis": True, "pressure_gradient": True}
+    both = _config(tiny_config).model_copy(update={"models": ABLATION})
+    assert ablation_table(scores, both)[0].loc["full", "Coriolis + pressure gradient"] == "on"
+    with pytest.raises(DataError, match="no rows of the hybrid models \\['full'\\]"):
+        ablation_table(scores[scores.model != "full"], cfg)
+
+
 def test_variable_tables(tiny_config, scores):
     cfg = _config(tiny_config, table_depths=[0, 40])
     cfg = cfg.model_copy(update={"models": {m: {"arch": "unet"} for m in MODELS}})
@@ -179,7 +241,7 @@ def _run(*args):
 def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
     root, config, paths, cfg, references = evaluated
     scores = [p["scores"] for p in paths.values()] + references
-    for name in ("table2", "variables", "stability"):
+    for name in ("table2", "ablation", "variables", "stability"):
         _run("table", name, "--config", config, "--scores", *scores, "--out",
              root / "tables" / f"{name}.csv")
     t2 = pd.read_csv(root / "tables" / "table2.csv", index_col=0)
@@ -193,6 +255,9 @@ def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
     table2_md = (root / "tables" / "table2.md").read_text()
     assert table2_md.startswith("Table 2: RMSE over all")
     assert list(_rows(table2_md)) == MODELS + REFERENCE_ROWS
+    ablation = pd.read_csv(root / "tables" / "ablation.csv", index_col=0)  # no hybrid here
+    assert list(ablation.index) == REFERENCE_ROWS
+    pd.testing.assert_frame_equal(ablation[t2.columns], t2.loc[REFERENCE_ROWS])
     variables = (root / "tables" / "variables.md").read_text()
     assert "### SST: RMSE (degrees_C)" in variables and "### SSH: ACC (1)" in variables
     stability = pd.read_csv(root / "tables" / "stability.csv", index_col=0)
@@ -233,6 +298,42 @@ def test_figures(evaluated, tiny_data_dir):
                               for v in ("so", "uo", "vo", "thetao", "zos", "all")])
     fig4 = imread(figures / "fig4.png")
     assert fig4.shape[1] > 1.5 * fig4.shape[0]  # three panels side by side, two rows
+
+
+@pytest.mark.parametrize("truth", [2000.0, None])
+def test_coefficients_figure_draws_the_synthetic_truth_when_the_store_has_it(
+        tiny_config, tmp_path, truth):
+    from neuralogcm.plots import SYNTHETIC_DIFFUSIVITY, coefficients_figure, synthetic_diffusivity
+
+    ocean = tmp_path / "ocean.zarr"
+    attrs = {} if truth is None else {SYNTHETIC_DIFFUSIVITY: truth}
+    xr.Dataset({"zos": ("time", np.zeros(2))}, attrs=attrs).to_zarr(ocean, consolidated=False)
+    value = synthetic_diffusivity(ocean)
+    assert value == truth
+    cfg = _config(tiny_config)  # two levels
+    history = pd.DataFrame({"epoch": [1, 2], "valid_loss": [0.2, 0.1], "seconds": [1.0, 1.0],
+                            "kappa_00": [1e3, 1.1e3], "kappa_01": [1e3, 1.2e3],
+                            "viscosity_00": [1e4, 9e3], "viscosity_01": [1e4, 8e3]})
+    fig = coefficients_figure({"hybrid": history, "unet": history[["epoch", "valid_loss",
+                                                                   "seconds"]]},
+                              cfg, tmp_path / "c.png", value)
+    assert (tmp_path / "c.png").is_file()
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(panels) == {"kappa", "viscosity"}
+
+    def truth_lines(ax):
+        return [line for line in ax.get_lines() if line.get_label().startswith("true ")]
+
+    assert truth_lines(panels["viscosity"]) == []
+    if truth is None:
+        assert truth_lines(panels["kappa"]) == []
+        return
+    (line,) = truth_lines(panels["kappa"])
+    assert list(line.get_ydata()) == [2000.0, 2000.0]
+    assert line.get_label() == "true tracer diffusivity (synthetic data), 2000 m$^2$ s$^{-1}$"
+    legend = [t.get_text() for t in panels["kappa"].get_legend().get_texts()]
+    assert legend == ["hybrid", line.get_label()]  # the model's line style, then the truth
+    assert panels["kappa"].get_ylim()[1] >= 2000  # the axis reaches the truth
 
 
 def test_fig4_refuses_a_day_the_long_run_lacks(evaluated, tmp_path, tiny_data_dir, capsys):

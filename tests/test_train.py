@@ -14,18 +14,12 @@ import pytest
 import torch
 
 from neuralogcm import train as train_module
+from neuralogcm.checkpoint import load_checkpoint, read
 from neuralogcm.config import ConfigError, load
 from neuralogcm.data import Normalizer, OceanData, WindowDataset
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.train import (
-    TrainingDiverged,
-    TrainingInterrupted,
-    WindowLoss,
-    load_checkpoint,
-    masked_mse,
-    read,
-    train,
-)
+from neuralogcm.runtime import TrainingInterrupted
+from neuralogcm.train import TrainingDiverged, WindowLoss, masked_mse, train
 
 torch.set_num_threads(1)
 COEFFICIENTS = ["kappa_00", "kappa_01", "viscosity_00", "viscosity_01"]
@@ -72,7 +66,8 @@ def test_history_and_best_checkpoint(reference, tiny_data_dir):
     assert len(losses) == 6
     table = pd.read_csv(out / "history.csv")
     assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
-                                   *COEFFICIENTS, "physics_substeps"]
+                                   "window_days", "lr", *COEFFICIENTS, "physics_substeps"]
+    assert (table["window_days"] == 1).all() and (table["lr"] == 1e-3).all()  # constant lr
     assert (table["physics_substeps"] == 2).all()  # the tiny config fixes physics.substeps
     assert table.machine.str.endswith("x 1 processes").all()
     pd.testing.assert_frame_equal(table, history)
@@ -130,7 +125,7 @@ def test_a_finished_run_is_not_resumed(reference, tiny_data_dir, tmp_path, monke
     (tmp_path / "last.pt").write_bytes((ref_out / "last.pt").read_bytes())
     losses = []
     recorder(monkeypatch, losses)
-    with caplog.at_level(logging.INFO, logger="neuralogcm.train"):
+    with caplog.at_level(logging.INFO, logger="neuralogcm.checkpoint"):
         history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
     assert "its run finished (2 epochs); starting from scratch" in caplog.text
     assert losses == ref_losses
@@ -142,7 +137,7 @@ def test_a_stale_last_pt_is_not_resumed(reference, tiny_data_dir, tmp_path, tiny
     (tmp_path / "last.pt").write_bytes((reference[0] / "last.pt").read_bytes())
     tiny_config["models"]["neuralogcm"]["width"] = 4  # another model: the weights do not fit
     tiny_config["train"].update(epochs=1, max_steps_per_epoch=1)
-    with caplog.at_level(logging.WARNING, logger="neuralogcm.train"):
+    with caplog.at_level(logging.WARNING, logger="neuralogcm.checkpoint"):
         history = train(load(tiny_config), "neuralogcm", tiny_data_dir, tmp_path, resume=True)
     assert "not resuming from" in caplog.text and "different configuration" in caplog.text
     assert history["epoch"].tolist() == [1]
@@ -268,7 +263,36 @@ def test_multistep_fine_tuning_of_a_stateful_baseline(tiny_data_dir, tmp_path, m
     history = train(load(tiny_config), "convlstm", tiny_data_dir, tmp_path)
     assert len(losses) == 2 + 2 * 3  # one day per step, then three
     np.testing.assert_allclose(history["train_loss"], [np.mean(losses[:2]), np.mean(losses[2:])])
-    assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine"]
+    assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
+                                     "window_days", "lr"]
+    assert history["window_days"].tolist() == [1, 3]
+
+
+def test_early_stopping_cosine_lr_and_the_last_stage_best(tiny_data_dir, tmp_path, monkeypatch,
+                                                         tiny_config):
+    """patience 2: the one-day stage ends two epochs after its best; the fine-tuning stage keeps
+    its own best (validated on 2-day windows), which is the checkpoint even though a one-day
+    epoch had a lower loss; the learning rate follows the cosine of each stage."""
+    tiny_config["models"]["unet"] = {"arch": "unet", "width": 4, "depth": 1}
+    tiny_config["train"].update(epochs=6, max_steps_per_epoch=1, lr=0.01, patience=2,
+                                lr_schedule="cosine",
+                                multistep={"steps": 2, "epochs": 3, "lr": 0.001})
+    scripted = iter([3.0, 2.0, 2.5, 2.6, 9.0, 7.0, 8.0])
+    windows = []
+
+    def validate(self, steps):
+        windows.append(steps)
+        return next(scripted)
+
+    monkeypatch.setattr(train_module.Trainer, "validate", validate)
+    history = train(load(tiny_config), "unet", tiny_data_dir, tmp_path)
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 7, 8, 9]  # 5 and 6 skipped
+    assert windows == [1, 1, 1, 1, 2, 2, 2]
+    cosine = [0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * k / 5)) for k in range(4)]
+    np.testing.assert_allclose(history["lr"][:4], 0.01 * np.array(cosine))
+    np.testing.assert_allclose(history["lr"][4:], [1e-3, 1e-3 * 0.525, 5e-5])
+    checkpoint = read(tmp_path / "checkpoint.pt")
+    assert checkpoint["epoch"] == 8 and checkpoint["valid_loss"] == 7.0
 
 
 def test_dataloader_workers_give_the_same_run(reference, tiny_data_dir, tmp_path, monkeypatch,

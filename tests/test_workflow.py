@@ -34,7 +34,7 @@ def scheduled(run, rule: str) -> dict[str, str]:
 
 def test_whole_dag_makes_table2_and_the_figures(dag_workdir):
     run = dag_workdir / RUN
-    for name in ("table2", "variables", "stability", "speed", "models"):
+    for name in ("table2", "ablation", "variables", "stability", "speed", "models"):
         for ext in ("csv", "md"):
             assert (run / f"tables/{name}.{ext}").stat().st_size > 0
     for name in ("fig3_validation_loss", "fig4_anomalies_day10", "learned_coefficients",

@@ -19,8 +19,10 @@ import xarray as xr
 from conftest import DAG_CONFIG, snakemake, write_config
 
 from neuralogcm import train as train_module
+from neuralogcm.checkpoint import fingerprint, read
 from neuralogcm.config import load
-from neuralogcm.train import TrainingInterrupted, fingerprint, masked_mse, read, train
+from neuralogcm.runtime import TrainingInterrupted
+from neuralogcm.train import masked_mse, train
 
 torch.set_num_threads(1)
 CHECKPOINT = "results/dagtest/models/unet/checkpoint.pt"
@@ -73,7 +75,7 @@ def test_an_interrupted_run_on_rebuilt_stores_starts_from_scratch(tiny_data_dir,
     change_stats(data)
     steps.clear()
     monkeypatch.setattr(train_module, "masked_mse", counting())
-    with caplog.at_level(logging.INFO, logger="neuralogcm.train"):
+    with caplog.at_level(logging.INFO, logger="neuralogcm.checkpoint"):
         history = train(cfg, "corrector_only", data, tmp_path / "out", resume=True)
     assert "not resuming from" in caplog.text and "input data" in caplog.text
     assert len(steps) == 6 and history["epoch"].tolist() == [1, 2]  # all of both epochs

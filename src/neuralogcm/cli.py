@@ -29,6 +29,7 @@ VERBS = {
     "plot": "neuralogcm.plots",
     "models": "neuralogcm.models.summary",
     "docs": "neuralogcm.docs",
+    "config-docs": "neuralogcm.config_docs",
 }
 
 

@@ -57,7 +57,7 @@ class Years(Section):
 
 
 class SyntheticSource(Section):
-    """The embedded synthetic ocean and atmosphere (sources/synthetic.py)."""
+    """The embedded synthetic ocean and atmosphere (sources/synthetic/)."""
 
     seed: int = 0
     ocean_resolution: float = 2.0  # deg, native GLORYS-format grid (finer than the target)
@@ -150,12 +150,16 @@ class PhysicsConfig(Section):
 class MultistepConfig(Section):
     steps: int = Field(1, ge=1)  # unrolled days in the loss; 1 = the paper's one-step training
     epochs: int = Field(0, ge=0)  # extra fine-tuning epochs with the unrolled loss
+    lr: float | None = Field(None, gt=0)  # learning rate of the fine-tuning; None: train.lr
 
 
 class TrainConfig(Section):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(2, ge=1)  # per GPU (per process)
     lr: float = Field(1e-4, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr to lr/20 in each stage
+    patience: int | None = Field(None, ge=1)  # end a stage after this many epochs without a
+    # lower validation loss (None: run all its epochs); the checkpoint is the last stage's best
     weight_decay: float = Field(1e-5, ge=0)
     max_steps_per_epoch: int | None = Field(None, ge=1)
     num_workers: int = Field(4, ge=0)

@@ -10,6 +10,7 @@ Shapes: C = 4 L + 1 ocean channels (S, U, V, T per level, SSH), F = 4 forcing ch
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 import xarray as xr
 import zarr
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from neuralogcm.channels import (
     FORCING,
@@ -28,6 +29,7 @@ from neuralogcm.channels import (
     OCEAN_3D,
     PERIODIC,
     channel_level,
+    n_ocean_channels,
     ocean_channel_names,
     periodic_channel_index,
 )
@@ -35,6 +37,8 @@ from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
 from neuralogcm.prepare.climatology import day_index
 from neuralogcm.prepare.store import format_dates
+
+log = logging.getLogger(__name__)
 
 STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
 
@@ -167,13 +171,21 @@ class OceanData:
 
     def nbytes(self, days: slice) -> int:
         """Bytes of the states and forcing of ``days`` in memory."""
-        channels = 4 * self.n_levels + 1 + len(FORCING)
+        channels = n_ocean_channels(self.n_levels) + len(FORCING)
         return (days.stop - days.start) * channels * math.prod(self.grid.shape) * 4
 
     def preload(self, days: slice) -> None:
         """Keep the states and forcing of ``days`` in memory (read in one pass per variable);
         reads inside them no longer touch the stores."""
         self._memory = {names: (days.start, self._read(names, days)) for names in (OCEAN, FORCING)}
+
+    def hold(self, years: list[int], limit_gb: float) -> None:
+        """:meth:`preload` the days of ``years`` when they fit into ``limit_gb``."""
+        days = self.days_of(years)
+        if self.nbytes(days) <= limit_gb * 1e9:
+            self.preload(days)
+            log.info("holding the %.2f GB of %d days in memory", self.nbytes(days) / 1e9,
+                     days.stop - days.start)
 
     def state(self, i: int) -> np.ndarray:
         return self.states(slice(i, i + 1))[0]
@@ -224,6 +236,33 @@ class WindowDataset(Dataset):
         }
 
 
+class EpochSampler(Sampler[int]):
+    """This process's share of the epoch's seeded shuffle (DistributedSampler, full batches only),
+    cut to ``max_steps`` batches and started at batch ``start``, so a resumed epoch continues
+    with the very batch an uninterrupted one would see next."""
+
+    def __init__(self, dataset: WindowDataset, world: int, rank: int, seed: int,
+                 batch_size: int, max_steps: int | None) -> None:
+        self.shuffle = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.steps = len(self.shuffle) // batch_size
+        if max_steps is not None:
+            self.steps = min(self.steps, max_steps)
+        self.start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.shuffle.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        indices = list(self.shuffle)
+        return iter(indices[self.start * self.batch_size : self.steps * self.batch_size])
+
+    def __len__(self) -> int:
+        return (self.steps - self.start) * self.batch_size
+
+
 class Normalizer(nn.Module):
     """Physical <-> normalised state on the device; land is 0 in every normalised tensor.
 
@@ -238,7 +277,7 @@ class Normalizer(nn.Module):
         (NaN or anything on land); mask: (L, H, W) bool, True on ocean."""
         super().__init__()
         n_levels = mask.shape[0]
-        c = 4 * n_levels + 1
+        c = n_ocean_channels(n_levels)
         # Every channel points at a climatology slot; non-periodic ones at a slot of zeros.
         slot = np.full(c, climatology.shape[1])
         slot[periodic_channel_index(n_levels)] = np.arange(climatology.shape[1])

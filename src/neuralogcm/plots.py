@@ -7,7 +7,9 @@
 - ``rmse_vs_lead``: RMSE against lead day per variable (levels nearest ``evaluate.table_depths``)
   and of the normalised all-channel RMSE, one file ``rmse_vs_lead_{variable}.png`` each; the
   reference forecasts in black and grey, a cross on each model's first day out of bounds.
-- ``coefficients``: the learned physical coefficients (m^2/s) of the hybrid models over training.
+- ``coefficients``: the learned physical coefficients (m^2/s) of the hybrid models over training;
+  on synthetic data (the ocean store's attribute ``synthetic_tracer_diffusivity_m2_s``) the true
+  tracer diffusivity as a horizontal line on the tracer-diffusivity panel.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ log = logging.getLogger(__name__)
 
 LEAD_PLOT_VARIABLES = (*OCEAN, "all")  # rmse_vs_lead_{variable}.png
 HISTORY_COLUMNS = {"epoch", "train_loss", "valid_loss", "seconds", "steps", "machine",
-                   "physics_substeps"}
+                   "window_days", "lr", "physics_substeps"}
 LABELS = {"so": "salinity", "uo": "eastward velocity", "vo": "northward velocity",
           "thetao": "temperature", "zos": "sea surface height",
           "all": "all channels, normalised"}
@@ -76,14 +78,22 @@ def _histories(paths: list[Path]) -> dict[str, pd.DataFrame]:
 def fig3_validation_loss(histories: dict[str, pd.DataFrame], cfg: Config, out: Path) -> None:
     styles = model_styles(cfg)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    windows = set()
     for name, history in histories.items():
-        ax.plot(history.epoch, history.valid_loss, marker="o", markersize=3,
-                **({"label": name} | styles.get(name, {})))
+        window = history.get("window_days", pd.Series(1, index=history.index))
+        for days, stage in history.groupby(window, sort=True):
+            windows.add(int(days))
+            style = styles.get(name, {}) | ({"linestyle": "--"} if days > 1 else {})
+            ax.plot(stage.epoch, stage.valid_loss, marker="o", markersize=3,
+                    **({"label": name} if days == 1 else {}) | style)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation loss (MSE, normalised)")
-    ax.set_title(f"Validation loss per epoch (run '{cfg.run}')")
+    fine = sorted(w for w in windows if w > 1)
+    ax.set_title(f"Validation loss per epoch (run '{cfg.run}')"
+                 + (f"\ndashed: fine-tuning, validated on {fine[0]}-day windows" if fine else ""),
+                 fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, out)
@@ -212,8 +222,30 @@ def coefficient_columns(history: pd.DataFrame) -> dict[str, list[tuple[int | Non
     return families
 
 
-def coefficients_figure(histories: dict[str, pd.DataFrame], cfg: Config, out: Path) -> None:
-    """One panel per coefficient family; colour: depth level, line style: model."""
+TRACER_DIFFUSIVITY = "kappa"  # the family of the tracer diffusivity (physics/core.py GROUPS)
+SYNTHETIC_DIFFUSIVITY = "synthetic_tracer_diffusivity_m2_s"  # ocean.zarr attribute, synthetic data
+TRUTH_STYLE = {"color": "tab:red", "linestyle": "-", "linewidth": 1.6, "alpha": 0.8, "zorder": 3}
+
+
+def synthetic_diffusivity(ocean: Path | None) -> float | None:
+    """The true tracer diffusivity (m^2/s) of synthetic data, from the attribute of the ocean
+    store that the synthetic source writes; None for real data (no attribute) or no store."""
+    if ocean is None:
+        return None
+    import zarr
+
+    try:
+        value = zarr.open_group(ocean, mode="r").attrs.get(SYNTHETIC_DIFFUSIVITY)
+    except (OSError, ValueError, zarr.errors.BaseZarrError) as err:
+        raise DataError(f"cannot read the ocean store {ocean}: {err}") from None
+    return None if value is None else float(value)
+
+
+def coefficients_figure(histories: dict[str, pd.DataFrame], cfg: Config, out: Path,
+                        true_diffusivity: float | None = None) -> plt.Figure:
+    """One panel per coefficient family; colour: depth level, line style: model. With
+    ``true_diffusivity`` (m^2/s, synthetic data) a horizontal line at it on the tracer-diffusivity
+    panel. Returns the (saved and closed) figure."""
     columns = {name: coefficient_columns(h) for name, h in histories.items()}
     families = sorted({f for cols in columns.values() for f in cols})
     models = [name for name in histories if columns[name]]
@@ -232,14 +264,24 @@ def coefficients_figure(histories: dict[str, pd.DataFrame], cfg: Config, out: Pa
         values = [histories[n][c] for n in models for _, c in columns[n].get(family, [])]
         if np.nanmax(np.concat(values)) > 10 * np.nanmin(np.concat(values)):
             ax.set_yscale("log")
+        if family == TRACER_DIFFUSIVITY and true_diffusivity is not None:
+            ax.axhline(true_diffusivity, **TRUTH_STYLE, gid="truth",
+                       label=f"true tracer diffusivity (synthetic data), {true_diffusivity:.4g} "
+                             "m$^2$ s$^{-1}$")
         ax.set_title(family, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("m$^2$ s$^{-1}$")
         ax.grid(True, which="both", alpha=0.3)
     if families:
-        axes[0, 0].legend([Line2D([], [], color="k", linestyle=dashes[m]) for m in models], models,
-                          fontsize=7, title="model", title_fontsize=7)
+        # the line styles of the models, and on each panel with one its reference line
+        handles = [Line2D([], [], color="k", linestyle=dashes[m], label=m) for m in models]
+        for ax in axes[0]:
+            truth = [line for line in ax.get_lines() if line.get_gid() == "truth"]
+            if ax is axes[0, 0]:
+                ax.legend(handles=handles + truth, fontsize=7, title="model", title_fontsize=7)
+            elif truth:
+                ax.legend(handles=truth, fontsize=7)
         levels = ScalarMappable(norm=Normalize(-0.5, len(depths) - 0.5), cmap=colour)
         bar = fig.colorbar(levels, ax=axes[0, :], shrink=0.9, label="depth level (m)")
         ticks = np.unique(np.linspace(0, len(depths) - 1, min(len(depths), 8)).round().astype(int))
@@ -250,6 +292,7 @@ def coefficients_figure(histories: dict[str, pd.DataFrame], cfg: Config, out: Pa
         axes[0, 0].set_axis_off()
     fig.suptitle("Learned diffusion coefficients over training", fontsize=11)
     _save(fig, out)
+    return fig
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -262,6 +305,9 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rollouts", nargs="+", type=Path, default=[],
                         help="fig4: rollouts/{model}.zarr of evaluate.fig4_models")
     parser.add_argument("--data-dir", type=Path, help="fig4: the data stores")
+    parser.add_argument("--ocean", type=Path,
+                        help=f"coefficients: ocean.zarr; its attribute {SYNTHETIC_DIFFUSIVITY} "
+                             "(synthetic data) is drawn as the true tracer diffusivity")
     parser.add_argument("--out", required=True, type=Path,
                         help="the PNG file (rmse_vs_lead: the folder of its PNG files)")
 
@@ -271,7 +317,8 @@ def cli_main(args: argparse.Namespace) -> None:
     if args.figure == "fig3":
         fig3_validation_loss(_histories(args.histories), cfg, args.out)
     elif args.figure == "coefficients":
-        coefficients_figure(_histories(args.histories), cfg, args.out)
+        coefficients_figure(_histories(args.histories), cfg, args.out,
+                            synthetic_diffusivity(args.ocean))
     elif args.figure == "rmse_vs_lead":
         rmse_vs_lead(read_scores(args.scores), cfg, args.out)
     else:

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from neuralogcm import __version__
-from neuralogcm.channels import channel_level, periodic_channel_index
+from neuralogcm.channels import channel_level, n_ocean_channels, periodic_channel_index
 from neuralogcm.config import ConfigError, load
 from neuralogcm.metrics import REFERENCES, Truth, ocean_weights
 
@@ -129,7 +129,7 @@ def cli_main(args: argparse.Namespace) -> None:
     from neuralogcm.rollout import write_forecasts
 
     truth = Truth(args.data_dir)
-    n_channels = 4 * truth.n_levels + 1
+    n_channels = n_ocean_channels(truth.n_levels)
     with xr.open_dataset(args.data_dir / "stats.nc") as stats:
         mean = stats["mean"].values[:n_channels]
     describe = {"model": args.kind, "arch": "reference", "reference": REFERENCES[args.kind],

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,10 +33,17 @@ import xarray as xr
 import zarr
 
 from neuralogcm import __version__
-from neuralogcm.channels import CF, channel_level, channel_variable, ocean_channel_names
+from neuralogcm.channels import (
+    CF,
+    channel_level,
+    channel_variable,
+    n_ocean_channels,
+    ocean_channel_names,
+)
 from neuralogcm.config import Config, ConfigError, load
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
+from neuralogcm.runtime import machine_label
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +158,11 @@ def physics_core_speed(cfg: Config, data, device: torch.device) -> tuple[float, 
     """Wall seconds per simulated day of the physics core alone (fixed coefficients), stepping
     the first test day's state in physical units for ``evaluate.speed_days`` days, and the
     sub-steps it took each day."""
-    from neuralogcm.physics.core import PhysicsCore
+    from neuralogcm.physics.core import CoreSettings, PhysicsCore
 
     mask = torch.as_tensor(data.mask, device=device)
-    core = PhysicsCore(data.grid, list(data.depths), mask, cfg.physics, learnable=False).to(device)
+    core = PhysicsCore(data.grid, list(data.depths), mask, CoreSettings.of(cfg.physics),
+                       learnable=False).to(device)
     first = np.flatnonzero(data.dates.year.isin(cfg.data.years.split("test")))[0]
     state = torch.nan_to_num(torch.from_numpy(data.state(int(first)))[None].to(device))
     counts = []
@@ -176,25 +182,9 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def machine_label(device: torch.device) -> dict[str, str]:
-    """Hostname and the name of the processor the rollout ran on."""
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            for line in cpuinfo.read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        name = f"{name} ({torch.get_num_threads()} threads)"
-    return {"hostname": socket.gethostname(), "device": device.type, "device_name": name}
-
-
 def lead_block(data, n_days: int) -> int:
     """Lead days per stored chunk: about CHUNK_BYTES of one run's float32 states."""
-    state_bytes = 4 * (4 * data.n_levels + 1) * data.grid.shape[0] * data.grid.shape[1]
+    state_bytes = 4 * n_ocean_channels(data.n_levels) * data.grid.shape[0] * data.grid.shape[1]
     return int(np.clip(CHUNK_BYTES // state_bytes, 1, n_days))
 
 
@@ -381,8 +371,8 @@ def cli_main(args: argparse.Namespace) -> None:
     if args.model not in cfg.models:
         raise ConfigError(f"model {args.model!r} is not in the config's models: {list(cfg.models)}")
     torch.set_num_threads(args.threads)
+    from neuralogcm.checkpoint import load_checkpoint
     from neuralogcm.data import OceanData
-    from neuralogcm.train import load_checkpoint
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, normalizer, _ = load_checkpoint(args.checkpoint, args.data_dir, device)

@@ -5,6 +5,9 @@ caption that says what they are):
 
 - ``table2``: the paper's Table 2, models x lead days, single-number RMSE over all channels in
   normalised space.
+- ``ablation``: the hybrid models (arch ``neuralogcm``) only, with their switches (physics core,
+  corrector, learnable or frozen coefficients, Coriolis and pressure gradient) beside Table 2's
+  cells of the same models.
 - ``variables``: RMSE in physical units of SST, SSS, the surface current vector, SSH and T and S at
   the levels nearest ``evaluate.table_depths``, and ACC of SST, SSS and SSH, models x lead days.
 - ``stability``: the long runs' stability per model.
@@ -127,18 +130,109 @@ def _describe_starts(cfg: Config) -> str:
             f"(each run {ev.max_lead} days long, driven by the true forcing)")
 
 
-def table2(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
-    """Models x leads of the single-number normalised RMSE, and its captioned markdown."""
+def _rmse_norm(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 2's models x leads of the normalised RMSE, and the same as marked text cells."""
     wide = _by_lead(scores[scores.metric == "rmse_norm"], cfg, "rmse_norm")
-    caption = (
-        "Table 2: RMSE over all ocean channels in normalised space (each channel's error divided "
+    return wide, _marked(wide, scores, cfg)
+
+
+def _rmse_norm_method(cfg: Config) -> str:
+    return (
+        "RMSE over all ocean channels in normalised space (each channel's error divided "
         "by its training standard deviation; mean square area-weighted by cos(latitude) over ocean "
         "cells only, averaged over channels, then over the "
         f"{_describe_starts(cfg)}, then square-rooted); lower is better. "
-        f"Test years {cfg.data.years.test[0]}-{cfg.data.years.test[1]}, run '{cfg.run}'. "
+        f"Test years {cfg.data.years.test[0]}-{cfg.data.years.test[1]}, run '{cfg.run}'."
+    )
+
+
+def table2(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
+    """Models x leads of the single-number normalised RMSE, and its captioned markdown."""
+    wide, cells = _rmse_norm(scores, cfg)
+    caption = f"Table 2: {_rmse_norm_method(cfg)} {REFERENCE_ROWS} {LEGEND}"
+    return wide, f"{caption}\n\n{_markdown(cells)}"
+
+
+HYBRID = "neuralogcm"  # the arch of the hybrid family, the rows of the ablation table
+NOT_APPLICABLE = "—"  # a switch of the physics core in a model without one
+DYNAMICS = "Coriolis + pressure gradient"
+
+
+def _dynamics(options, cfg: Config) -> str:
+    """'on' / 'off' / 'Coriolis only' / 'pressure gradient only': the model's own
+    ``coriolis`` / ``pressure_gradient`` options where set, else the physics section's."""
+    switches = []
+    for key in ("coriolis", "pressure_gradient"):
+        own = getattr(options, key, None)  # None: not set on the model
+        switches.append(getattr(cfg.physics, key) if own is None else bool(own))
+    coriolis, pressure = switches
+    if coriolis and pressure:
+        return "on"
+    if coriolis or pressure:
+        return "Coriolis only" if coriolis else "pressure gradient only"
+    return "off"
+
+
+def hybrid_switches(cfg: Config) -> pd.DataFrame:
+    """The ablation switches of every ``models:`` entry of arch ``neuralogcm``, in config order:
+    physics (yes/no), corrector (yes/no), coefficients (learnable/frozen/—) and Coriolis +
+    pressure gradient (on/off/Coriolis only/pressure gradient only/—)."""
+    from neuralogcm.models.options import model_options
+
+    rows = {}
+    for name, spec in cfg.models.items():
+        if spec["arch"] != HYBRID:
+            continue
+        options = model_options(spec)
+        physics = options.physics
+        rows[name] = {
+            "physics": "yes" if physics else "no",
+            "corrector": "yes" if options.corrector else "no",
+            "coefficients": ("learnable" if options.learnable_physics else "frozen") if physics
+            else NOT_APPLICABLE,
+            DYNAMICS: _dynamics(options, cfg) if physics else NOT_APPLICABLE,
+        }
+    columns = ["physics", "corrector", "coefficients", DYNAMICS]
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    frame.index.name = "model"
+    return frame
+
+
+def ablation_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, str]:
+    """The hybrid models (config order) and the reference rows: their switches, then Table 2's
+    normalised RMSE at the table leads (the same cells and marks); and the captioned markdown."""
+    switches = hybrid_switches(cfg)
+    wide, cells = _rmse_norm(scores, cfg)
+    missing = [name for name in switches.index if name not in wide.index]
+    if missing:
+        raise DataError(f"the scores have no rows of the hybrid models {missing} (ablation table)")
+    rows = [*switches.index, *(name for name in REFERENCES.values() if name in wide.index)]
+    frame = pd.concat([switches.reindex(rows), wide.loc[rows]], axis=1)
+    shown = pd.concat([switches.reindex(rows), cells.loc[rows]], axis=1)
+    frame.index.name = shown.index.name = "model"
+    physics = cfg.physics
+    models = (f"the models of arch '{HYBRID}' in config order" if len(switches) else
+              f"no model of arch '{HYBRID}' is configured, only the reference rows are shown")
+    caption = (
+        f"Ablation of the hybrid model: {models}. "
+        "Columns: 'physics': whether the model steps the differentiable physics core "
+        "(models.<name>.physics; 'no': the corrector alone steps the ocean); "
+        "'corrector': whether the neural corrector (encoder-decoder with an attention "
+        "bottleneck) corrects each day (models.<name>.corrector; 'no': the physics core alone); "
+        "'coefficients': the core's tracer diffusivity and momentum viscosity are 'learnable' "
+        "(trained with the corrector) or 'frozen' at physics.kappa_init = "
+        f"{physics.kappa_init:g} m^2/s and physics.viscosity_init = "
+        f"{physics.viscosity_init:g} m^2/s (models.<name>.learnable_physics); "
+        f"'{DYNAMICS}': the core's exact rotation and barotropic pressure gradient g grad(SSH) "
+        "(models.<name>.coriolis and models.<name>.pressure_gradient where set, else "
+        f"physics.coriolis = {str(physics.coriolis).lower()} and physics.pressure_gradient = "
+        f"{str(physics.pressure_gradient).lower()}): 'on' when both are on, 'off' when both are "
+        "off, 'Coriolis only' or 'pressure gradient only' when just one is; "
+        f"'{NOT_APPLICABLE}': the model has no physics core. "
+        f"The 'day N' columns, as in Table 2 (the same cells): {_rmse_norm_method(cfg)} "
         f"{REFERENCE_ROWS} {LEGEND}"
     )
-    return wide, f"{caption}\n\n{_markdown(_marked(wide, scores, cfg))}"
+    return frame, f"{caption}\n\n{_markdown(shown, text_columns=switches.shape[1])}"
 
 
 def nearest_levels(depths: np.ndarray, targets: list[float]) -> list[int]:
@@ -252,8 +346,7 @@ def read_history(path: Path) -> pd.DataFrame:
 def train_steps_per_epoch(cfg: Config, data_dir: Path) -> int:
     """Optimiser steps of one one-day-window training epoch on one of the
     ``resources.train.gpu`` processes (at least one), as ``neuralogcm train`` samples them."""
-    from neuralogcm.data import OceanData, WindowDataset
-    from neuralogcm.train import EpochSampler
+    from neuralogcm.data import EpochSampler, OceanData, WindowDataset
 
     tc = cfg.train
     windows = WindowDataset(OceanData(data_dir), cfg.data.years.split("train"), steps=1)
@@ -308,15 +401,17 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
     return frame, f"{caption}\n\n{_markdown(frame)}"
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    """The table as markdown: numbers to 4 significant digits, empty where one is NaN."""
+def _markdown(frame: pd.DataFrame, text_columns: int = 0) -> str:
+    """The table as markdown: numbers to 4 significant digits, empty where one is NaN; the
+    first ``text_columns`` columns left-aligned, the others right-aligned."""
 
     def cell(value):
         if isinstance(value, float | np.floating):
             return "" if np.isnan(value) else f"{value:.4g}"
         return value
 
-    return frame.map(cell).to_markdown(colalign=["left"] + ["right"] * frame.shape[1])
+    align = ["left"] * (1 + text_columns) + ["right"] * (frame.shape[1] - text_columns)
+    return frame.map(cell).to_markdown(colalign=align)
 
 
 def write_table(frame: pd.DataFrame, markdown: str, out: Path) -> None:
@@ -328,7 +423,7 @@ def write_table(frame: pd.DataFrame, markdown: str, out: Path) -> None:
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("table", choices=["table2", "variables", "stability", "speed"])
+    parser.add_argument("table", choices=["table2", "ablation", "variables", "stability", "speed"])
     parser.add_argument("--config", required=True)
     parser.add_argument("--scores", nargs="+", type=Path, default=[], help="scores/{model}.csv")
     parser.add_argument("--rollouts", nargs="+", type=Path, default=[],
@@ -344,7 +439,8 @@ def cli_main(args: argparse.Namespace) -> None:
     if args.table == "speed":
         frame, markdown = speed_table(args.rollouts, args.histories, args.data_dir, cfg)
     else:
-        build = {"table2": table2, "variables": variables_table, "stability": stability_table}
+        build = {"table2": table2, "ablation": ablation_table, "variables": variables_table,
+                 "stability": stability_table}
         frame, markdown = build[args.table](read_scores(args.scores), cfg)
     write_table(frame, markdown, args.out)
     log.info("wrote %s and %s", args.out, args.out.with_suffix(".md"))

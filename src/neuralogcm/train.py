@@ -5,10 +5,13 @@
 
 Loss: the one-day MSE in normalised space over ocean cells only (paper Eq. 10), averaged over the
 days of an unrolled window (one day by default; ``train.multistep`` adds fine-tuning epochs with a
-k-day window, the model's own forecast fed back). AdamW with ``train.lr`` and
-``train.weight_decay``; ``train.batch_size`` samples per process. Every model of the registry is
-trained alike through the :class:`~neuralogcm.models.base.ForecastModel` interface; a stateful
-model's hidden state starts empty in each window and is carried across its days.
+k-day window, the model's own forecast fed back, validated on k-day windows too). AdamW with
+``train.lr`` (``multistep.lr`` when fine-tuning) and ``train.weight_decay``, held constant or
+cosine-decayed to 1/20 over each stage (``train.lr_schedule``); ``train.patience`` ends a stage
+after that many epochs without a lower validation loss (early stopping), and the checkpoint keeps
+the best epoch of the last stage. ``train.batch_size`` samples per process. Every model of the
+registry is trained alike through the :class:`~neuralogcm.models.base.ForecastModel` interface;
+a stateful model's hidden state starts empty in each window and is carried across its days.
 
 Outputs in --out-dir (rank 0 alone writes): history.csv (epoch, train_loss, valid_loss, seconds,
 the model's learned coefficients in m^2/s and the physics core's sub-steps), updated every
@@ -17,108 +20,45 @@ best validation epoch) once training has finished, so an interrupted job leaves 
 Snakemake runs it again. All three are written atomically.
 
 Resuming: with ``--resume`` the last.pt of an unfinished run with the same settings and the same
-input data (:func:`fingerprint`; ``train.epochs`` may differ) continues exactly where it stopped:
-the next step sees the same batch and gives the same loss as an uninterrupted run. Any other
-last.pt (a finished run, other settings, rebuilt stores) is ignored and training starts from
-scratch, so a rerun that Snakemake decides on (-f, changed settings or inputs) really retrains.
-SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) save last.pt after the
-current step and end the process with status 128 + signal, so the job is requeued or rerun with
---resume.
+input data (``checkpoint.fingerprint``; ``train.epochs`` may differ) continues exactly where it
+stopped: the next step sees the same batch and gives the same loss as an uninterrupted run. Any
+other last.pt (a finished run, other settings, rebuilt stores) is ignored and training starts
+from scratch, so a rerun that Snakemake decides on (-f, changed settings or inputs) really
+retrains. SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) save last.pt
+after the current step and end the process with status 128 + signal, so the job is requeued or
+rerun with --resume.
 A NaN or Inf loss stops training with a message naming the step; last.pt stays the last good one.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import math
-import os
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from neuralogcm import __version__
-from neuralogcm.channels import channel_level
-from neuralogcm.config import Config, ConfigError, load, uses_physics, validate
-from neuralogcm.data import Normalizer, OceanData, WindowDataset
-from neuralogcm.errors import DataError, UserError
+from neuralogcm import checkpoint
+from neuralogcm.config import Config, ConfigError, load
+from neuralogcm.data import EpochSampler, Normalizer, WindowDataset
+from neuralogcm.errors import UserError
 from neuralogcm.io import atomic_path
-from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.registry import build_model
-from neuralogcm.rollout import machine_label
+from neuralogcm.models.base import ForecastModel
+from neuralogcm.runtime import Ranks, StopSignals, TrainingInterrupted
 
 log = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-RESUMABLE_CHANGES = ("epochs", "num_workers", "cache_gb", "compile", "channels_last")
-DATA_STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
-ZARR_METADATA = ("zarr.json", ".zmetadata", ".zattrs", ".zgroup")
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or Inf."""
-
-
-class TrainingInterrupted(Exception):
-    """A stop signal arrived; last.pt holds the state to resume from."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-# ---------------------------------------------------------------------------------------------
-# Model and data
-
-
-def check_data(cfg: Config, data: OceanData) -> None:
-    """ConfigError naming the key where the config and the data stores disagree."""
-    where = data.data_dir / "ocean.zarr"
-    if len(cfg.data.depths) != data.n_levels or not np.allclose(cfg.data.depths, data.depths,
-                                                                 rtol=1e-4):
-        raise ConfigError(
-            f"config key 'data.depths' = {cfg.data.depths} ({len(cfg.data.depths)} levels, "
-            f"{4 * len(cfg.data.depths) + 1} ocean channels) disagrees with the depths of {where}: "
-            f"{data.depths} ({4 * data.n_levels + 1} channels)")
-    if not math.isclose(cfg.grid.resolution, data.grid.resolution, rel_tol=1e-6):
-        raise ConfigError(
-            f"config key 'grid.resolution' = {cfg.grid.resolution} deg disagrees with the "
-            f"{data.grid.resolution} deg grid {data.grid.shape} of {where}")
-    held = set(data.dates.year)
-    for split in ("train", "valid"):
-        missing = sorted(set(cfg.data.years.split(split)) - held)
-        if missing:
-            raise ConfigError(f"config key 'data.years.{split}': the years {missing} are not in "
-                              f"{where} ({data.dates[0]:%Y-%m-%d}..{data.dates[-1]:%Y-%m-%d})")
-
-
-def build(cfg: Config, model_name: str, data_dir: str | Path,
-          device: torch.device) -> tuple[ForecastModel, Normalizer, OceanData]:
-    """Model ``models.<model_name>`` of ``cfg`` for the stores in ``data_dir``, on ``device``."""
-    if model_name not in cfg.models:
-        raise ConfigError(f"config key 'models.{model_name}' does not exist "
-                          f"(models: {', '.join(cfg.models)})")
-    data = OceanData(data_dir)
-    check_data(cfg, data)
-    normalizer = Normalizer.from_data_dir(data_dir).to(device)
-    mask = torch.from_numpy(data.mask[channel_level(data.n_levels)])
-    ctx = ModelContext(grid=data.grid, depths=data.depths, mask=mask, normalizer=normalizer,
-                       physics=cfg.physics)
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.models[model_name], ctx).to(device)
-    return model, normalizer, data
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -156,352 +96,177 @@ class WindowLoss(nn.Module):
         return loss / forcing.shape[1]
 
 
-class EpochSampler(Sampler[int]):
-    """This process's share of the epoch's seeded shuffle (DistributedSampler, full batches only),
-    cut to ``max_steps`` batches and started at batch ``start``, so a resumed epoch continues
-    with the very batch an uninterrupted one would see next."""
-
-    def __init__(self, dataset: WindowDataset, world: int, rank: int, seed: int,
-                 batch_size: int, max_steps: int | None) -> None:
-        self.shuffle = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                          seed=seed, drop_last=True)
-        self.batch_size = batch_size
-        self.steps = len(self.shuffle) // batch_size
-        if max_steps is not None:
-            self.steps = min(self.steps, max_steps)
-        self.start = 0
-
-    def set_position(self, epoch: int, start: int) -> None:
-        self.shuffle.set_epoch(epoch)
-        self.start = start
-
-    def __iter__(self):
-        indices = list(self.shuffle)
-        return iter(indices[self.start * self.batch_size : self.steps * self.batch_size])
-
-    def __len__(self) -> int:
-        return (self.steps - self.start) * self.batch_size
-
-
-# ---------------------------------------------------------------------------------------------
-# Distributed runs
-
-
-@dataclass
-class Processes:
-    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @classmethod
-    def start(cls) -> Processes:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        cuda = torch.cuda.is_available()
-        if world == 1:
-            return cls(0, 1, torch.device("cuda" if cuda else "cpu"))
-        device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}" if cuda else "cpu")
-        if cuda:
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if cuda else "gloo")
-        return cls(dist.get_rank(), world, device)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum(self, values: list[float]) -> list[float]:
-        """Element-wise sum over all processes."""
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        if self.world > 1:
-            dist.all_reduce(t)
-        return t.tolist()
-
-    def close(self) -> None:
-        if self.world > 1:
-            dist.destroy_process_group()
-
-
-class StopSignals:
-    """Records SIGTERM / SIGUSR1 instead of dying, so the loop can save and stop cleanly."""
-
-    def __enter__(self) -> StopSignals:
-        self.received = 0
-        self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def inputs_digest(data_dir: str | Path) -> str:
-    """Digest of the data stores training reads: the bytes of mask.nc and stats.nc and each zarr
-    store's root metadata (provenance attributes with the config digest, variables, shapes)."""
-    data_dir = Path(data_dir)
-    digest = hashlib.sha256()
-    for name in DATA_STORES:
-        path = data_dir / name
-        for file in [path / m for m in ZARR_METADATA] if path.is_dir() else [path]:
-            if file.is_file():
-                digest.update(f"{file.relative_to(data_dir)}\0".encode() + file.read_bytes())
-    return digest.hexdigest()
-
-
-def fingerprint(cfg: Config, model_name: str, data_dir: str | Path) -> str:
-    """Digest of what a resumed run must share with the run that wrote last.pt: the settings
-    that shape the weights (not the epoch counts nor how fast it runs; `physics` only for a
-    model with the physics core) and the input data (:func:`inputs_digest`)."""
-    dump = cfg.model_dump(mode="json")
-    train = {k: v for k, v in dump["train"].items() if k not in RESUMABLE_CHANGES}
-    train["multistep"] = dict(train["multistep"], epochs=None)
-    model = dump["models"][model_name]
-    keep = {"data": dump["data"], "grid": dump["grid"], "train": train, "model": model,
-            "name": model_name, "physics": dump["physics"] if uses_physics(model) else None,
-            "inputs": inputs_digest(data_dir)}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def save(payload: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def read(path: str | Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's payload, loaded with weights_only=True; DataError naming the file if it is
-    missing, damaged or holds objects other than tensors and plain values (torch's advice to
-    load those otherwise, which can run arbitrary code, is not passed on)."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise DataError(f"checkpoint {path} does not exist") from None
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        reason = ("it holds objects other than tensors and plain values"
-                  if "weights_only" in str(err) else str(err).split(". ")[0])
-        raise DataError(f"checkpoint {path} cannot be read ({reason}): it is damaged or was not "
-                        "written by neuralogcm train; delete it and train again") from None
-
-
-def load_checkpoint(path: str | Path, data_dir: str | Path,
-                    device: torch.device | str = "cpu") -> tuple[ForecastModel, Normalizer, Config]:
-    """The trained model (eval mode) of a checkpoint.pt, its normaliser for ``data_dir``, and the
-    config it was trained with; ConfigError naming the key if the data do not fit the model."""
-    device = torch.device(device)
-    payload = read(path, device)
-    try:
-        cfg = validate(payload["config"])
-        model, normalizer, _ = build(cfg, payload["model"], data_dir, device)
-        model.load_state_dict(payload["state_dict"])
-    except KeyError as err:
-        raise DataError(f"checkpoint {path} lacks {err}: not written by neuralogcm train") from None
-    return model.eval(), normalizer, cfg
-
-
-@dataclass
-class Progress:
-    """Where training stands; with the weights and optimiser it is all that last.pt holds."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # steps completed in the current epoch
-    loss_sum: float = 0.0  # sum of the current epoch's step losses
-    seconds: float = 0.0  # time spent in the current epoch
-    history: list[dict] = field(default_factory=list)
-    best_valid: float = math.inf
-    best_state: dict | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# The loop
-
-
 class Trainer:
+    """The training loop of one model on this process (see the module doc)."""
+
     def __init__(self, cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Path,
-                 procs: Processes) -> None:
-        self.cfg, self.model_name, self.procs = cfg, model_name, procs
+                 ranks: Ranks) -> None:
+        self.cfg, self.model_name, self.ranks = cfg, model_name, ranks
         self.out_dir = Path(out_dir)
         self.last_path = self.out_dir / "last.pt"
         tc = cfg.train
-        self.model, self.normalizer, data = build(cfg, model_name, data_dir, procs.device)
-        self.fingerprint = fingerprint(cfg, model_name, data_dir)
+        self.model, self.normalizer, self.data = checkpoint.build(cfg, model_name, data_dir,
+                                                                  ranks.device)
+        self.fingerprint = checkpoint.fingerprint(cfg, model_name, data_dir)
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        amp = tc.amp and procs.device.type == "cuda"
+        amp = tc.amp and ranks.device.type == "cuda"
         self.loss = WindowLoss(self.model, self.normalizer, amp, tc.channels_last)
         net = self.loss
-        if procs.world > 1:
+        if ranks.world > 1:
             net = DistributedDataParallel(net, broadcast_buffers=False)
         self.net = torch.compile(net) if tc.compile else net
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
         self.epochs = tc.epochs + tc.multistep.epochs
         self.loaders: dict[int, DataLoader] = {}
-        self.data = data
-        self.valid_set = WindowDataset(data, cfg.data.years.split("valid"), steps=1)
-        self.progress = Progress()
+        self.valid_sets: dict[int, WindowDataset] = {}
+        self.progress = checkpoint.Progress()
 
     def steps_of(self, epoch: int) -> int:
         """Days in the loss window of an epoch: 1, then multistep.steps when fine-tuning."""
         return 1 if epoch < self.cfg.train.epochs else self.cfg.train.multistep.steps
 
+    def stage_of(self, epoch: int) -> range:
+        """The epochs of the stage that ``epoch`` belongs to: one-day training, then the
+        multistep fine-tuning."""
+        tc = self.cfg.train
+        return range(0, tc.epochs) if epoch < tc.epochs else range(tc.epochs, self.epochs)
+
+    def lr_of(self, epoch: int) -> float:
+        """Learning rate of an epoch: the stage's base rate (train.lr, or multistep.lr when
+        fine-tuning), cosine-decayed to 1/20 of it over the stage's epochs when asked."""
+        tc = self.cfg.train
+        stage = self.stage_of(epoch)
+        base = tc.lr if stage.start == 0 else (tc.multistep.lr or tc.lr)
+        if tc.lr_schedule == "constant" or len(stage) == 1:
+            return base
+        done = (epoch - stage.start) / (len(stage) - 1)
+        return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
+
     def loader(self, steps: int) -> DataLoader:
         if steps not in self.loaders:
             tc = self.cfg.train
             dataset = WindowDataset(self.data, self.cfg.data.years.split("train"), steps)
-            sampler = EpochSampler(dataset, self.procs.world, self.procs.rank, tc.seed,
+            sampler = EpochSampler(dataset, self.ranks.world, self.ranks.rank, tc.seed,
                                    tc.batch_size, tc.max_steps_per_epoch)
             if sampler.steps == 0:
                 raise ConfigError(f"config key 'train.batch_size' = {tc.batch_size}: the "
                                   f"{len(dataset)} training windows give no full batch on "
-                                  f"{self.procs.world} process(es)")
+                                  f"{self.ranks.world} process(es)")
             self.loaders[steps] = DataLoader(
                 dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers,
-                pin_memory=self.procs.device.type == "cuda", drop_last=True,
+                pin_memory=self.ranks.device.type == "cuda", drop_last=True,
                 persistent_workers=tc.num_workers > 0)
         return self.loaders[steps]
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        return tuple(batch[k].to(self.procs.device, non_blocking=True)
+        return tuple(batch[k].to(self.ranks.device, non_blocking=True)
                      for k in ("state", "forcing", "doy"))
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def state_payload(self) -> dict:
-        p = self.progress
-        return {
-            "fingerprint": self.fingerprint, "model": self.model_name, "world": self.procs.world,
-            "config": self.cfg.model_dump(mode="json"), "version": __version__,
-            "state_dict": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "epoch": p.epoch, "step": p.step, "loss_sum": p.loss_sum, "seconds": p.seconds,
-            "history": p.history, "best_valid": p.best_valid, "best_state": p.best_state,
-            "rng": torch.get_rng_state(),
-        }
-
     def save_last(self) -> None:
-        if self.procs.main:
-            save(self.state_payload(), self.last_path)
+        if self.ranks.main:
+            payload = checkpoint.last_payload(self.cfg, self.model_name, self.fingerprint,
+                                              self.ranks.world, self.model, self.optimizer,
+                                              self.progress)
+            checkpoint.save(payload, self.last_path)
 
     def resume(self) -> None:
         """Continue from last.pt if it is of an unfinished run with this configuration and
-        these input data; otherwise start from scratch."""
-        if not self.last_path.exists():
-            log.info("no %s: starting from scratch", self.last_path)
-            return
-        payload = read(self.last_path, self.procs.device)
-        if payload.get("fingerprint") != self.fingerprint:
-            log.warning("not resuming from %s: it was written for a different configuration or "
-                        "input data (data, grid, physics, train, models.%s or the stores in the "
-                        "data dir changed); starting from scratch", self.last_path,
-                        self.model_name)
-            return
-        train_cfg = payload["config"]["train"]
-        planned = train_cfg["epochs"] + train_cfg["multistep"]["epochs"]
-        if payload["step"] == 0 and payload["epoch"] >= min(planned, self.epochs):
-            log.info("not resuming from %s: its run finished (%d epochs); starting from scratch",
-                     self.last_path, payload["epoch"])
-            return
-        self.model.load_state_dict(payload["state_dict"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        torch.set_rng_state(payload["rng"].cpu())
-        self.progress = Progress(payload["epoch"], payload["step"], payload["loss_sum"],
-                                 payload["seconds"], payload["history"], payload["best_valid"],
-                                 payload["best_state"])
-        if payload["world"] != self.procs.world and self.progress.step:
-            log.warning("last.pt was written by %d process(es), this run has %d: epoch %d "
-                        "restarts from its first batch", payload["world"], self.procs.world,
-                        self.progress.epoch + 1)
-            self.progress.step, self.progress.loss_sum, self.progress.seconds = 0, 0.0, 0.0
-        log.info("resuming from %s at epoch %d, step %d", self.last_path,
-                 self.progress.epoch + 1, self.progress.step)
+        these input data (:func:`~neuralogcm.checkpoint.resumable`); else start from scratch."""
+        payload = checkpoint.resumable(self.last_path, self.fingerprint, self.model_name,
+                                       self.epochs, self.ranks.device)
+        if payload is not None:
+            p = checkpoint.restore(payload, self.model, self.optimizer, self.ranks.world)
+            self.progress = p
+            log.info("resuming from %s at epoch %d, step %d", self.last_path, p.epoch + 1, p.step)
 
     def write_outputs(self, final: bool) -> None:
-        """history.csv, and at the end of training checkpoint.pt (the best epoch's weights): a
-        run that is stopped early leaves no checkpoint.pt, so Snakemake sees the job as not
-        done and runs it again (resuming from last.pt)."""
-        if not self.procs.main:
+        """history.csv, and at the end of training checkpoint.pt (the weights of the last
+        stage's best validation epoch): a run that is stopped early leaves no checkpoint.pt, so
+        Snakemake sees the job as not done and runs it again (resuming from last.pt)."""
+        if not self.ranks.main:
             return
-        p = self.progress
         if final:
-            row = min(p.history, key=lambda r: r["valid_loss"])
-            save({"model": self.model_name, "config": self.cfg.model_dump(mode="json"),
-                  "state_dict": p.best_state, "epoch": row["epoch"],
-                  "valid_loss": row["valid_loss"], "version": __version__},
-                 self.out_dir / "checkpoint.pt")
+            checkpoint.save(checkpoint.final_payload(self.cfg, self.model_name, self.progress),
+                            self.out_dir / "checkpoint.pt")
         with atomic_path(self.out_dir / "history.csv") as tmp:
-            pd.DataFrame(p.history).to_csv(tmp, index=False)
+            pd.DataFrame(self.progress.history).to_csv(tmp, index=False)
 
     # -- epochs -----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def validate(self) -> float:
-        """Mean one-day loss over the validation windows (each process a share, no padding)."""
+    def validate(self, steps: int) -> float:
+        """Mean loss over the validation windows of ``steps`` days, one starting every
+        train.valid_stride_days (each process a share, no padding)."""
         self.model.eval()
-        days = range(0, len(self.valid_set), self.cfg.train.valid_stride_days)
-        mine = list(days[self.procs.rank :: self.procs.world])
-        loader = DataLoader(self.valid_set, batch_size=self.cfg.train.batch_size, sampler=mine,
+        if steps not in self.valid_sets:
+            self.valid_sets[steps] = WindowDataset(
+                self.data, self.cfg.data.years.split("valid"), steps)
+        valid_set = self.valid_sets[steps]
+        days = range(0, len(valid_set), self.cfg.train.valid_stride_days)
+        mine = list(days[self.ranks.rank :: self.ranks.world])
+        loader = DataLoader(valid_set, batch_size=self.cfg.train.batch_size, sampler=mine,
                             num_workers=self.cfg.train.num_workers,
-                            pin_memory=self.procs.device.type == "cuda")
+                            pin_memory=self.ranks.device.type == "cuda")
         total = 0.0
         for batch in loader:
-            state = batch["state"]
-            total += float(self.loss(*self.to_device(batch))) * state.shape[0]
-        total, count = self.procs.sum([total, len(mine)])
+            total += float(self.loss(*self.to_device(batch))) * batch["state"].shape[0]
+        total, count = self.ranks.sum([total, len(mine)])
         self.model.train()
         return total / count
-
-    @property
-    def machine(self) -> str:
-        """Where the epoch ran, for the speed table: host, processor, processes."""
-        label = machine_label(self.procs.device)
-        return f"{label['hostname']}: {label['device_name']} x {self.procs.world} processes"
 
     def run_epoch(self, stop: StopSignals) -> None:
         """The rest of the current epoch's steps, validation, outputs and last.pt."""
         p = self.progress
         started = time.perf_counter() - p.seconds
         self.train_steps(stop, started)
-        valid = self.validate()
+        steps = self.steps_of(p.epoch)
+        valid = self.validate(steps)
         if not math.isfinite(valid):
             raise TrainingDiverged(
                 f"{self.model_name}: the validation loss is {valid} after epoch {p.epoch + 1}; "
                 f"stopped without saving, {self.last_path} keeps the last good state")
         row = {"epoch": p.epoch + 1, "train_loss": p.loss_sum / max(p.step, 1),
                "valid_loss": valid, "seconds": time.perf_counter() - started,
-               "machine": self.machine, **self.model.physical_coefficients(),
-               **self.model.step_diagnostics()}
-        improved = valid < p.best_valid
-        if improved:
-            p.best_valid = valid
+               "machine": self.ranks.describe(), "window_days": steps, "lr": self.lr_of(p.epoch),
+               **self.model.physical_coefficients(), **self.model.step_diagnostics()}
+        stage = self.stage_of(p.epoch)
+        if valid < p.best_valid or p.epoch == stage.start:  # a new stage starts its own best
+            p.best_valid, p.best_epoch = valid, p.epoch + 1
             p.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         p.history.append(row)
         p.epoch, p.step, p.loss_sum, p.seconds = p.epoch + 1, 0, 0.0, 0.0
+        patience = self.cfg.train.patience
+        if patience and p.epoch < stage.stop and p.epoch - p.best_epoch >= patience:
+            log.info("%s: no lower validation loss in %d epochs since epoch %d: the stage ends "
+                     "at epoch %d of %d", self.model_name, patience, p.best_epoch, p.epoch,
+                     stage.stop)
+            p.epoch = stage.stop
         self.write_outputs(final=False)
         self.save_last()
         log.info("%s epoch %d/%d: train loss %.5g, valid loss %.5g, %.1f s%s", self.model_name,
                  row["epoch"], self.epochs, row["train_loss"], valid, row["seconds"],
                  "".join(f", {k} {v:.4g}" for k, v in row.items() if k not in ROW_KEYS))
-        if self.procs.sum([float(stop.received)])[0]:
+        if self.ranks.sum([float(stop.received)])[0]:
             self.stop(stop.received)
 
     def train_steps(self, stop: StopSignals, started: float) -> None:
         p = self.progress
         loader = self.loader(self.steps_of(p.epoch))
         loader.sampler.set_position(p.epoch, p.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_of(p.epoch)
         self.model.train()
         with tqdm(total=loader.sampler.steps, initial=p.step, unit="step", mininterval=2.0,
                   desc=f"{self.model_name} epoch {p.epoch + 1}/{self.epochs}",
-                  disable=not self.procs.main) as bar:
+                  disable=not self.ranks.main) as bar:
             for batch in loader:
                 loss = self.net(*self.to_device(batch))
-                loss_sum, stops = self.procs.sum([loss.item(), float(stop.received)])
-                value = loss_sum / self.procs.world
+                loss_sum, stops = self.ranks.sum([loss.item(), float(stop.received)])
+                value = loss_sum / self.ranks.world
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"{self.model_name}: the training loss is {value} at epoch "
@@ -528,18 +293,10 @@ class Trainer:
             signum, f"{self.model_name}: {signal.Signals(signum).name} received; saved "
             f"{self.last_path} at epoch {p.epoch + 1}, step {p.step}; rerun with --resume")
 
-    def hold_in_memory(self) -> None:
-        """Preload the train and valid days when they fit into ``train.cache_gb``."""
-        years = self.cfg.data.years
-        days = self.data.days_of(years.split("train") + years.split("valid"))
-        if self.data.nbytes(days) <= self.cfg.train.cache_gb * 1e9:
-            self.data.preload(days)
-            log.info("holding the %.2f GB of the train and valid days in memory",
-                     self.data.nbytes(days) / 1e9)
-
     def fit(self, stop: StopSignals) -> pd.DataFrame:
-        if self.progress.epoch < self.epochs:
-            self.hold_in_memory()
+        if self.progress.epoch < self.epochs:  # train and valid days in memory if they fit
+            years = self.cfg.data.years
+            self.data.hold(years.split("train") + years.split("valid"), self.cfg.train.cache_gb)
         while self.progress.epoch < self.epochs:
             self.run_epoch(stop)
         if self.progress.history:
@@ -547,7 +304,7 @@ class Trainer:
         return pd.DataFrame(self.progress.history)
 
 
-ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "machine")
+ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "machine", "window_days", "lr")
 
 
 def train(cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Path,
@@ -556,19 +313,19 @@ def train(cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Pat
 
     Under torchrun each process trains on its share of every batch (DDP); rank 0 writes.
     """
-    procs = Processes.start()
+    ranks = Ranks.start()
     try:
         with StopSignals() as stop:
-            trainer = Trainer(cfg, model_name, data_dir, out_dir, procs)
+            trainer = Trainer(cfg, model_name, data_dir, out_dir, ranks)
             if resume:
                 trainer.resume()
-            if procs.main:
+            if ranks.main:
                 log.info("%s: %s parameters, %d process(es) on %s, %d epochs", model_name,
-                         f"{sum(p.numel() for p in trainer.model.parameters()):,}", procs.world,
-                         procs.device, trainer.epochs)
+                         f"{sum(p.numel() for p in trainer.model.parameters()):,}", ranks.world,
+                         ranks.device, trainer.epochs)
             return trainer.fit(stop)
     finally:
-        procs.close()
+        ranks.close()
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:

@@ -103,7 +103,7 @@ def rmse_vs_lead_figures():
 
 def final_targets():
     """Everything `snakemake --cores all` builds for this run."""
-    names = ("table2", "variables", "stability", "speed", "models")
+    names = ("table2", "ablation", "variables", "stability", "speed", "models")
     tables = [f"{RUN}/tables/{t}.{ext}" for t in names for ext in ("csv", "md")]
     figures = [f"{RUN}/figures/fig3_validation_loss.png", f"{RUN}/figures/learned_coefficients.png",
                *rmse_vs_lead_figures()]

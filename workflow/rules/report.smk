@@ -14,10 +14,12 @@ rule table:
                    category="Tables"),
         md=f"{RUN}/tables/{{table}}.md",
     wildcard_constraints:
-        table="table2|variables|stability",
+        table="table2|ablation|variables|stability",
     params:
         config=CONFIG_FILE,
-        digest=digest("data.years", "data.depths", "evaluate"),
+        # the ablation table also shows the hybrid models' switches (models:, physics:)
+        digest=lambda w: digest("data.years", "data.depths", "evaluate",
+                                *(("models", "physics") if w.table == "ablation" else ())),
     conda:
         "../../envs/train.yaml"
     log:
@@ -133,7 +135,8 @@ rule rmse_vs_lead:
 
 rule coefficients:
     input:
-        HISTORIES,
+        histories=HISTORIES,
+        ocean=DATA_STORES["ocean"],  # synthetic data: the true tracer diffusivity, an attribute
     output:
         report(f"{RUN}/figures/learned_coefficients.png", caption="../report/coefficients.rst",
                category="Figures"),
@@ -150,8 +153,8 @@ rule coefficients:
     resources:
         **CFG.resources.rule_resources("default"),
     shell:
-        "neuralogcm plot coefficients --config {params.config:q} --histories {input:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "neuralogcm plot coefficients --config {params.config:q}"
+        " --histories {input.histories:q} --ocean {input.ocean:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule models_table:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuralogcm.channels import n_ocean_channels
 from neuralogcm.grid import Grid
 
 
@@ -23,7 +24,7 @@ class ModelContext:
     depths: list[float]  # m, the L levels
     mask: torch.Tensor  # (C, H, W) bool, True on ocean, per ocean channel
     normalizer: nn.Module | None = None  # data.Normalizer: phys <-> normalised (hybrid models)
-    physics: Any = None  # config.PhysicsConfig, for models with a physics core
+    physics: Any = None  # the physics config section (physics.core.CoreSettings.of), hybrids
     n_forcing: int = 4
 
     @property
@@ -32,7 +33,7 @@ class ModelContext:
 
     @property
     def n_channels(self) -> int:
-        return 4 * self.n_levels + 1
+        return n_ocean_channels(self.n_levels)
 
     @property
     def n_inputs(self) -> int:

@@ -20,7 +20,8 @@ One forward-Euler day in normalised space, X(t+1) = X(t) + F_phys + F_nn:
 
 Land is 0 in every level's masked cells. Ablations through the options: ``corrector: false``
 (physics only), ``physics: false`` (corrector only), ``learnable_physics: false`` (frozen
-coefficients). The physics coefficients are trained end-to-end with the corrector.
+coefficients), ``coriolis`` / ``pressure_gradient`` (override the physics section's switch for
+this model). The physics coefficients are trained end-to-end with the corrector.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from neuralogcm.channels import variable_slice
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.models.corrector import Corrector
 from neuralogcm.models.options import NeuralOGCMOptions
-from neuralogcm.physics.core import PhysicsCore, freezing_point
+from neuralogcm.physics.core import CoreSettings, PhysicsCore, freezing_point
 
 
 class NeuralOGCM(ForecastModel):
@@ -43,7 +44,10 @@ class NeuralOGCM(ForecastModel):
                 raise ValueError("NeuralOGCM with physics needs ctx.normalizer and ctx.physics")
             self.normalizer = ctx.normalizer
             level_mask = ctx.mask[variable_slice("so", ctx.n_levels)]  # (L, H, W)
-            self.core = PhysicsCore(ctx.grid, ctx.depths, level_mask, ctx.physics,
+            terms = {"coriolis": options.coriolis, "pressure_gradient": options.pressure_gradient}
+            settings = CoreSettings.of(ctx.physics,
+                                       **{k: v for k, v in terms.items() if v is not None})
+            self.core = PhysicsCore(ctx.grid, ctx.depths, level_mask, settings,
                                     learnable=options.learnable_physics)
             depths = torch.tensor(ctx.depths, dtype=torch.float32)[:, None, None]
             self.register_buffer("depths", depths, persistent=False)  # (L, 1, 1) m

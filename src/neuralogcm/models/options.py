@@ -31,6 +31,8 @@ class NeuralOGCMOptions(ArchOptions):
     physics: bool = True  # False: corrector only (ablation)
     corrector: bool = True  # False: physics only (ablation)
     learnable_physics: bool = True  # False: frozen coefficients (ablation)
+    coriolis: bool | None = None  # None: physics.coriolis; a bool overrides it (ablation)
+    pressure_gradient: bool | None = None  # None: physics.pressure_gradient; a bool overrides it
     width: int = Field(32, ge=1)  # channels after the stem; doubled at each downsampling
     depth: int = Field(2, ge=1)  # number of downsamplings
     heads: int = Field(4, ge=1)

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from neuralogcm import config as config_module
+from neuralogcm.channels import n_ocean_channels
 from neuralogcm.grid import Grid
 from neuralogcm.io import atomic_path
 from neuralogcm.models.base import ForecastModel, ModelContext
@@ -72,7 +73,7 @@ FFT_FLOPS = {
 def model_context(cfg: config_module.Config) -> ModelContext:
     """A context with the config's grid, levels and physics, all ocean, unit statistics."""
     grid = Grid(cfg.grid.resolution)
-    n_channels = 4 * len(cfg.data.depths) + 1
+    n_channels = n_ocean_channels(len(cfg.data.depths))
     mask = torch.ones(n_channels, *grid.shape, dtype=torch.bool)
     return ModelContext(grid=grid, depths=list(cfg.data.depths), mask=mask,
                         normalizer=UnitNormalizer(), physics=cfg.physics)

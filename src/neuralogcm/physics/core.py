@@ -36,18 +36,23 @@ sub-step allowed: ``physics.substeps``, else ``physics.max_substeps``), and c = 
 initial value. With ``learnable=False`` they are buffers (frozen).
 With ``physics.checkpoint`` the sub-steps of a day of more than one are recomputed in backward
 (torch.utils.checkpoint), so training memory is one sub-step's graph, not a day's.
+
+The settings come as a :class:`CoreSettings`, the fields of the ``physics`` config section this
+module reads (``physics.<field>`` above); the package does not import the config layer.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from neuralogcm.config import ConfigError, PhysicsConfig
+from neuralogcm.channels import n_ocean_channels
+from neuralogcm.errors import UserError
 from neuralogcm.grid import GRAVITY, Grid
 from neuralogcm.physics.operators import COURANT, GeometryModule, SphereOperators, pad
 
@@ -59,11 +64,41 @@ T_REF, S_REF = 10.0, 35.0  # deg C, 1e-3: reference of the linear equation of st
 GROUPS = ("kappa", "viscosity")  # coefficient groups: tracer diffusivity, momentum viscosity
 
 
+@dataclass(frozen=True)
+class CoreSettings:
+    """What the core is told: the fields of the ``physics`` config section that it reads (their
+    meaning and defaults are there, in config.PhysicsConfig)."""
+
+    substeps: int | None  # sub-steps a day; None: as stability needs, up to max_substeps
+    max_substeps: int
+    advection: bool
+    coriolis: bool
+    pressure_gradient: bool
+    baroclinic: bool
+    diffusion: bool
+    kappa_init: float  # m^2/s
+    viscosity_init: float  # m^2/s
+    kappa_max: float  # m^2/s
+    per_level: bool
+    polar_latitude: float  # deg
+    checkpoint: bool
+
+    @classmethod
+    def of(cls, section, **changes) -> CoreSettings:
+        """The settings held by ``section`` (any object with these fields as attributes, such as
+        the ``physics`` config section), with ``changes`` applied."""
+        return replace(cls(**{f.name: getattr(section, f.name) for f in fields(cls)}), **changes)
+
+
+class SettingsError(UserError, ValueError):
+    """A setting does not fit the grid; the message names the ``physics`` key."""
+
+
 class PhysicsCore(GeometryModule):
     """One day of the physics on states (B, 4 L + 1, H, W) in physical units (see module doc).
 
     grid: the target grid; depths: the L level depths (m); mask: (L, H, W) bool, True on ocean;
-    cfg: the ``physics`` config section; learnable: coefficients are parameters (else buffers).
+    settings: see :class:`CoreSettings`; learnable: coefficients are parameters (else buffers).
     """
 
     def __init__(
@@ -71,28 +106,28 @@ class PhysicsCore(GeometryModule):
         grid: Grid,
         depths: list[float],
         mask: torch.Tensor,
-        cfg: PhysicsConfig,
+        settings: CoreSettings,
         learnable: bool = True,
     ) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.settings = settings
         self.n_levels = len(depths)
         if mask.shape[0] != self.n_levels:
             raise ValueError(f"mask has {mask.shape[0]} levels but {self.n_levels} depths given")
-        self.ops = SphereOperators(grid, mask.bool(), cfg.polar_latitude)
+        self.ops = SphereOperators(grid, mask.bool(), settings.polar_latitude)
         self.diffusion_limit = self.ops.diffusion_bound(DAY)  # m^2/s, for one sub-step a day
-        most = cfg.max_substeps if cfg.substeps is None else cfg.substeps
-        self.bound = min(cfg.kappa_max, SAFETY * most * self.diffusion_limit)
+        most = settings.max_substeps if settings.substeps is None else settings.substeps
+        self.bound = min(settings.kappa_max, SAFETY * most * self.diffusion_limit)
         for key in ("kappa_init", "viscosity_init"):
-            if getattr(cfg, key) >= self.bound:
-                raise ConfigError(
-                    f"physics.{key}={getattr(cfg, key):g} m^2/s is not below the coefficient "
+            if getattr(settings, key) >= self.bound:
+                raise SettingsError(
+                    f"physics.{key}={getattr(settings, key):g} m^2/s is not below the coefficient "
                     f"bound {self.bound:.4g} m^2/s (physics.kappa_max, or the stability limit of "
-                    f"{cfg.substeps} sub-steps a day on this grid: raise physics.substeps)"
+                    f"{settings.substeps} sub-steps a day on this grid: raise physics.substeps)"
                 )
         self.last_substeps = 0  # sub-steps of the latest call (logged by training and rollouts)
-        self.register_geometry("init", torch.tensor([cfg.kappa_init, cfg.viscosity_init]))
-        n = self.n_levels if cfg.per_level else 1
+        self.register_geometry("init", torch.tensor([settings.kappa_init, settings.viscosity_init]))
+        n = self.n_levels if settings.per_level else 1
         raw = self._raw(self._masters["init"][:, None].expand(2, n)).to(torch.get_default_dtype())
         if learnable:
             self.raw = nn.Parameter(raw)
@@ -138,10 +173,10 @@ class PhysicsCore(GeometryModule):
 
         eta (B, 1, H, W) m; tracers (B, 2, L, H, W): S, T (used when ``physics.baroclinic``).
         """
-        if not self.cfg.pressure_gradient:
+        if not self.settings.pressure_gradient:
             return None
         potential = GRAVITY * eta
-        if self.cfg.baroclinic:
+        if self.settings.baroclinic:
             s, t = tracers[:, 0], tracers[:, 1]
             buoyancy = HALINE_CONTRACTION * (s - S_REF) - THERMAL_EXPANSION * (t - T_REF)
             buoyancy = buoyancy * self.ops.mask
@@ -153,8 +188,8 @@ class PhysicsCore(GeometryModule):
 
     def _rotation_rate(self, u: torch.Tensor) -> torch.Tensor | float:
         """F = f + u tan(phi)/a (1/s): Coriolis and the metric term, each when switched on."""
-        rate = self.coriolis if self.cfg.coriolis else 0.0
-        if self.cfg.advection:
+        rate = self.coriolis if self.settings.coriolis else 0.0
+        if self.settings.advection:
             rate = rate + u * self.ops.tan_over_a
         return rate
 
@@ -187,7 +222,7 @@ class PhysicsCore(GeometryModule):
         limited scheme (operators.py), the velocity components as scalars; their metric term
         u tan(phi)/a is part of the rotation.
         """
-        ops, adv, diff = self.ops, self.cfg.advection, self.cfg.diffusion
+        ops, adv, diff = self.ops, self.settings.advection, self.settings.diffusion
         if not (adv or diff):
             return torch.zeros_like(y)
         yp = pad(y, self.pole_signs)
@@ -210,26 +245,26 @@ class PhysicsCore(GeometryModule):
         ``physics.substeps`` when set, else the fewest that keep the advective Courant number
         (operators.courant_rate, polar rows included) below COURANT and the coefficients below
         SAFETY x the diffusive stability limit, at most ``physics.max_substeps``."""
-        if self.cfg.substeps is not None:
-            return self.cfg.substeps
+        if self.settings.substeps is not None:
+            return self.settings.substeps
         with torch.no_grad():
             need = 1.0
-            if self.cfg.diffusion:
+            if self.settings.diffusion:
                 need = max(need, float(coef.detach().amax()) / (SAFETY * self.diffusion_limit))
-            if self.cfg.advection:
+            if self.settings.advection:
                 rate = float(self.ops.courant_rate(y[:, 2].detach(), y[:, 3].detach()))
                 need = max(need, DAY * rate / COURANT)
         if not math.isfinite(need):
             raise FloatingPointError("the physics core was given a non-finite state")
-        return min(math.ceil(need), self.cfg.max_substeps)
+        return min(math.ceil(need), self.settings.max_substeps)
 
     def _substep(self, y, eta, coef, force, dt: float):
         """One Strang-split sub-step of dt seconds: rotation dt/2, SSP-RK3 advection-diffusion
         dt, rotation dt/2."""
-        if self.cfg.baroclinic:
+        if self.settings.baroclinic:
             force = self.pressure_force(eta, y[:, :2])
         y = self._rotate(y, force, 0.5 * dt)
-        if self.cfg.advection or self.cfg.diffusion:
+        if self.settings.advection or self.settings.diffusion:
             (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef, dt),), (y,), dt)
         return self._rotate(y, force, 0.5 * dt)
 
@@ -237,10 +272,9 @@ class PhysicsCore(GeometryModule):
     def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """state (B, 4 L + 1, H, W) -> y (B, 4, L, H, W) = S, T, u, v and eta (B, 1, H, W)."""
         n = self.n_levels
-        if state.ndim != 4 or state.shape[1] != 4 * n + 1:
-            raise ValueError(
-                f"state must be (B, {4 * n + 1}, H, W) for {n} levels, got {tuple(state.shape)}"
-            )
+        if state.ndim != 4 or state.shape[1] != n_ocean_channels(n):
+            raise ValueError(f"state must be (B, {n_ocean_channels(n)}, H, W) for {n} levels, "
+                             f"got {tuple(state.shape)}")
         s, u, v, t = (state[:, i * n : (i + 1) * n] for i in range(4))
         return torch.stack([s, t, u, v], 1), state[:, 4 * n :]
 
@@ -278,7 +312,7 @@ class PhysicsCore(GeometryModule):
             dt = DAY / n
             y = y0
             for _ in range(n):
-                if self.cfg.checkpoint and n > 1 and torch.is_grad_enabled():
+                if self.settings.checkpoint and n > 1 and torch.is_grad_enabled():
                     y = checkpoint(self._substep, y, eta, coef, force, dt, use_reentrant=False)
                 else:
                     y = self._substep(y, eta, coef, force, dt)

@@ -329,6 +329,16 @@ def day_blocks(n_days: int, day_bytes: int) -> list[slice]:
     return [slice(i, min(i + per_block, n_days)) for i in range(0, n_days, per_block)]
 
 
+def synthetic_parameters(path: Path, source: str) -> dict[str, float]:
+    """The synthetic source's process parameters (its ``synthetic_<name>`` global attributes,
+    e.g. the true tracer diffusivity) recorded in a raw file; empty for real data."""
+    ds = open_raw(path, source)
+    try:
+        return {k: v for k, v in ds.attrs.items() if k.startswith("synthetic_")}
+    finally:
+        ds.close()
+
+
 def check_year_inputs(source: str, year: int, files: list[Path],
                       depths: list[float] | None) -> tuple[np.ndarray, np.ndarray]:
     """Check the 12 monthly ``files`` from their headers and coordinates only (no data values
@@ -431,7 +441,8 @@ def regrid_year(cfg: config_mod.Config, source: str, year: int, files: list[Path
     with atomic_path(out) as tmp, dask.config.set(scheduler="synchronous"):
         template = year_template(source, dates, depths, grid)
         template.attrs = {**provenance(cfg, source), "regrid_method": regridder.method,
-                          "na_thres": cfg.grid.na_thres, "first_raw_file": str(files[0])}
+                          "na_thres": cfg.grid.na_thres, "first_raw_file": str(files[0]),
+                          **synthetic_parameters(files[0], source)}
         write_store(template, tmp, compute=False)
         if workers == 1:
             for month, path, days in pieces:

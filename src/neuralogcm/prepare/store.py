@@ -176,13 +176,15 @@ def mask_land(ocean: xr.Dataset, mask: xr.DataArray) -> xr.Dataset:
 
 
 def provenance(ds: xr.Dataset, cfg: config_mod.Config, what: str) -> dict[str, str]:
-    """Provenance attributes of an assembled store, taken from its interim years."""
+    """Provenance attributes of an assembled store, taken from its interim years (with the
+    synthetic source's parameters, ``synthetic_<name>``, where the raw files had them)."""
     absent = [key for key in PROVENANCE if key not in ds.attrs]
     if absent:
         raise DataError(f"{what}: interim stores lack provenance attributes {absent}")
     return {"title": f"NeuralOGCM {what} on the {cfg.grid.resolution} deg grid",
             **{key: ds.attrs[key] for key in PROVENANCE},
             "regrid_method": ds.attrs.get("regrid_method", cfg.grid.regrid_method),
+            **{k: v for k, v in ds.attrs.items() if k.startswith("synthetic_")},
             "config_digest": cfg.digest(), "neuralogcm_version": neuralogcm.__version__,
             "Conventions": "CF-1.8"}
 
