@@ -86,8 +86,8 @@ def measure(path: Path, out: Path, method: str, resolution: float) -> dict:
     import xarray as xr
 
     from neuralogcm.grid import Grid
-    from neuralogcm.prepare.read import open_raw, validate_raw
     from neuralogcm.prepare.regrid import make_regridder, regrid_month
+    from neuralogcm.sources.read import open_raw, validate_raw
 
     grid = Grid(resolution)
     with dask.config.set(scheduler="synchronous"):

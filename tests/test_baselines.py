@@ -14,14 +14,14 @@ import yaml
 from torch import nn
 
 from neuralogcm import cli
-from neuralogcm.config import load
+from neuralogcm.config import ConfigError, load
 from neuralogcm.grid import Grid
+from neuralogcm.model_options import ARCH_OPTIONS, model_options
 from neuralogcm.models.base import ModelContext
 from neuralogcm.models.convlstm import ConvLSTMCell
 from neuralogcm.models.fourcastnet import AFNO2D
-from neuralogcm.models.options import validate_model_options
 from neuralogcm.models.padding import GlobeConv2d, crop_to, pad_globe, pad_to_multiple
-from neuralogcm.models.registry import build_model
+from neuralogcm.models.registry import ARCHITECTURES, build_model
 from neuralogcm.models.summary import flops_per_step, model_context
 
 torch.set_num_threads(1)
@@ -62,7 +62,7 @@ def context(resolution: float, n_levels: int, band_land: bool = False) -> ModelC
 
 def build(spec: dict, ctx: ModelContext, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(validate_model_options(spec["arch"], spec), ctx)
+    return build_model(spec, ctx)
 
 
 def batch(ctx: ModelContext, size: int = 2, seed: int = 1):
@@ -307,14 +307,21 @@ def test_afno_is_the_complex_block_mlp_in_fourier_space():
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ({"arch": "convlstm", "kernel": 4}, "models.m.kernel: Value error, must be odd"),
+    ({"arch": "convlstm", "kernel": 4}, "models.m.kernel': Value error, must be odd"),
     ({"arch": "fourcastnet", "embed_dim": 30, "blocks": 4}, "models.m.blocks"),
     ({"arch": "simvp", "hidden_spatial": 5}, "models.m.hidden_spatial"),
     ({"arch": "simvp", "temporal_blocks": 1}, "models.m.temporal_blocks"),
 ])
 def test_bad_options_name_the_key(spec, message):
-    with pytest.raises(ValueError, match=message):
-        validate_model_options("m", spec)
+    raw = dict(DEMO, models={"m": spec})
+    with pytest.raises(ConfigError, match=message):
+        load(raw)
+
+
+def test_every_architecture_has_its_options_class():
+    """One set of arch names: the registry's model classes and the config layer's options."""
+    assert set(ARCHITECTURES) == set(ARCH_OPTIONS)
+    assert all(model_options({"arch": arch}).arch == arch for arch in ARCHITECTURES)
 
 
 def convlstm_flops(ctx: ModelContext, hidden: int, layers: int, kernel: int, **_) -> int:
@@ -343,10 +350,10 @@ def fourcastnet_flops(ctx: ModelContext, patch: int, embed_dim: int, depth: int,
 def test_flops_match_an_independent_count():
     ctx = model_context(load(DEMO))
     for spec in (TINY["convlstm"], {**TINY["convlstm"], "layers": 1, "kernel": 5}):
-        spec = validate_model_options("m", spec)
+        spec = model_options(spec).model_dump()
         assert flops_per_step(build(spec, ctx)) == convlstm_flops(ctx, **spec)
     for spec in (TINY["fourcastnet"], {**TINY["fourcastnet"], "patch": 2, "blocks": 8}):
-        spec = validate_model_options("m", spec)
+        spec = model_options(spec).model_dump()
         assert flops_per_step(build(spec, ctx)) == fourcastnet_flops(ctx, **spec)
 
 

@@ -9,9 +9,10 @@ import pytest
 import xarray as xr
 
 from neuralogcm import cli, config
+from neuralogcm.dates import day_index
 from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
-from neuralogcm.prepare.climatology import compute_climatology, day_index
+from neuralogcm.prepare.climatology import compute_climatology
 from neuralogcm.prepare.store import write_store
 
 TRAIN = [2016, 2017, 2018]  # 2016 is a leap year

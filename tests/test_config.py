@@ -55,8 +55,8 @@ def test_paper_config_is_the_paper():
         (lambda c: c["data"]["years"].update(train=[2018, 2018]),
          "data.years': Value error, train: (2018, 2018) is one year; the day-of-year "
          "climatology needs at least two"),
-        (lambda c: c["models"]["unet"].update(widht=3), "models.unet.widht: unknown option"),
-        (lambda c: c["models"]["unet"].update(arch="resnet"), "models.unet.arch must be one of"),
+        (lambda c: c["models"]["unet"].update(widht=3), "models.unet.widht': unknown option"),
+        (lambda c: c["models"]["unet"].update(arch="resnet"), "models.unet.arch': must be one of"),
         (lambda c: c.pop("data"), "data': required key is missing"),
         (lambda c: c.update(run="a/b"), "run'"),
     ],

@@ -1,6 +1,6 @@
 """config/README.md and config/schema.json: generated from the config models, never stale.
 
-After a change to src/neuralogcm/config.py or src/neuralogcm/models/options.py, regenerate them
+After a change to src/neuralogcm/config.py or src/neuralogcm/model_options.py, regenerate them
 with ``neuralogcm config-docs --out-dir config``.
 """
 

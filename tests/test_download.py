@@ -24,8 +24,8 @@ from raw_formats import era5_month, glorys_month
 from neuralogcm import cli
 from neuralogcm.config import load
 from neuralogcm.errors import CredentialsError, DataError, UserError
-from neuralogcm.prepare.read import open_month, open_raw
 from neuralogcm.sources import download, era5, glorys, local
+from neuralogcm.sources.read import open_month, open_raw
 
 DEMO_CONFIG = Path(__file__).parents[1] / "config" / "config.yaml"
 CREDENTIAL_ENV = ("CDSAPI_URL", "CDSAPI_KEY", "CDSAPI_RC", "COPERNICUSMARINE_SERVICE_USERNAME",

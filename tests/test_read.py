@@ -1,4 +1,4 @@
-"""The raw-file reader (prepare/read.py) against the real-format fixtures and broken files.
+"""The raw-file reader (sources/read.py) against the real-format fixtures and broken files.
 
 Expected values come from netCDF4 with automatic masking and scaling switched off, decoded by
 hand (raw * scale_factor + add_offset, NaN where raw == _FillValue) and reordered to ascending
@@ -19,8 +19,8 @@ import xarray as xr
 from raw_formats import GLORYS_LEVELS, era5_month, glorys_month
 
 from neuralogcm.errors import DataError, UserError
-from neuralogcm.prepare.read import (
-    DEPTH_TOLERANCE_M,
+from neuralogcm.levels import DEPTH_TOLERANCE_M
+from neuralogcm.sources.read import (
     PLAUSIBLE_RANGES,
     VARIABLES,
     open_month,

@@ -12,6 +12,7 @@ from test_rollout import _config
 from neuralogcm.channels import ocean_channel_names
 from neuralogcm.cli import main as cli
 from neuralogcm.metrics import REFERENCES, read_scores
+from neuralogcm.model_options import UNetOptions
 from neuralogcm.reference import lag1_autocorrelation
 from neuralogcm.rollout import open_rollout
 
@@ -196,7 +197,7 @@ def test_lag1_autocorrelation_of_synthetic_ar1_series():
 
 def test_a_model_may_not_take_a_reference_name(tmp_path, tiny_config, tiny_data_dir, capsys):
     cfg = _config(tiny_config)
-    cfg = cfg.model_copy(update={"models": {"climatology": {"arch": "unet"}}})
+    cfg = cfg.model_copy(update={"models": {"climatology": UNetOptions(arch="unet")}})
     config = tmp_path / "config.json"
     config.write_text(cfg.model_dump_json())
     assert cli(["reference", "--kind", "climatology", "--config", str(config), "--data-dir",

@@ -7,9 +7,10 @@ import xarray as xr
 
 import neuralogcm
 from neuralogcm import cli, config
+from neuralogcm.dates import format_dates
 from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
-from neuralogcm.prepare.store import assemble, format_dates, write_store
+from neuralogcm.prepare.store import assemble, write_store
 
 YEARS = (2017, 2020)
 DEPTHS = [0.494025, 40.34405]

@@ -18,8 +18,8 @@ from scipy import ndimage
 
 from neuralogcm import cli
 from neuralogcm.config import ConfigError, validate
-from neuralogcm.sources import synthetic
-from neuralogcm.sources.glorys import GLORYS_LEVELS
+from neuralogcm.levels import GLORYS_LEVELS
+from neuralogcm.sources import read, synthetic
 from neuralogcm.sources.synthetic import (
     Atmosphere,
     Ocean,
@@ -151,8 +151,6 @@ def test_glorys_layout_matches_the_toolbox_fixture(run_dir):
 
 
 def test_files_open_through_the_raw_reader(run_dir):
-    read = pytest.importorskip("neuralogcm.prepare.read",
-                               reason="prepare/read.py (open_raw) is not written yet")
     glorys = read.open_month(run_dir / "glorys/2020/02.nc", "glorys", 2020, 2, depths=DEPTHS)
     era5 = read.open_month(run_dir / "era5/2020/02.nc", "era5", 2020, 2)
     days = pd.date_range("2020-02-01", "2020-02-29", freq="D")

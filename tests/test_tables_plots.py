@@ -15,6 +15,7 @@ from neuralogcm.config import load
 from neuralogcm.data import OceanData
 from neuralogcm.errors import DataError
 from neuralogcm.metrics import REFERENCES, SCORE_COLUMNS
+from neuralogcm.model_options import UNetOptions
 from neuralogcm.tables import (
     ablation_table,
     speed_table,
@@ -204,8 +205,8 @@ def evaluated(tmp_path_factory, tiny_data_dir):
     data = OceanData(tiny_data_dir)
     config = dict(TINY_CONFIG)
     cfg = _config(config)
-    cfg = cfg.model_copy(update={"models": {"neuralogcm": {"arch": "unet"},
-                                            "unet": {"arch": "unet"}}})
+    cfg = cfg.model_copy(update={"models": {"neuralogcm": UNetOptions(arch="unet"),
+                                            "unet": UNetOptions(arch="unet")}})
     config_file = root / "config.json"
     config_file.write_text(cfg.model_dump_json())
     paths = {}

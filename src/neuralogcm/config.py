@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from neuralogcm.channels import OCEAN, PAPER_DEPTHS
 from neuralogcm.errors import UserError
 from neuralogcm.grid import Grid
+from neuralogcm.levels import off_levels
+from neuralogcm.model_options import (
+    ArchOptions,
+    ModelOptions,
+    NeuralOGCMOptions,
+    entry_error,
+    model_options,
+)
 
 
 class ConfigError(UserError, ValueError):
@@ -95,13 +103,11 @@ class DataConfig(Section):
     @field_validator("depths")
     @classmethod
     def _depths_increase(cls, v: list[float]) -> list[float]:
-        from neuralogcm.sources.glorys import off_levels
-
         if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] < 0:
             raise ValueError("depths must be positive-down and strictly increasing (m)")
         if off := off_levels(v):
             raise ValueError(f"{off}: not a GLORYS12 model level (data.depths are a subset of "
-                             "the 50 levels; sources/glorys.py lists them)")
+                             "the 50 levels; levels.py lists them)")
         return v
 
     @model_validator(mode="after")
@@ -246,17 +252,10 @@ class Config(Section):
     data: DataConfig
     grid: GridConfig = GridConfig()
     physics: PhysicsConfig = PhysicsConfig()
-    models: dict[str, dict[str, Any]] = Field(min_length=1)
+    models: dict[str, ModelOptions] = Field(min_length=1)
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     resources: ResourcesConfig = ResourcesConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _models_known(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from neuralogcm.models.options import validate_model_options
-
-        return {name: validate_model_options(name, spec) for name, spec in v.items()}
 
     def digest(self) -> str:
         """Short hash of the whole configuration, for provenance attributes."""
@@ -269,7 +268,9 @@ def _format(err: ValidationError) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<top level>"
         msg = e["msg"]
-        if e["type"] == "extra_forbidden":
+        if e["loc"][:1] == ("models",) and len(e["loc"]) > 1:
+            key, msg = entry_error(e)  # models.<name>.<option>, without pydantic's arch part
+        elif e["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling and DESIGN.md)"
         elif e["type"] == "missing":
             msg = "required key is missing"
@@ -298,6 +299,7 @@ def load(source: str | Path | dict[str, Any]) -> Config:
     return validate(yaml.safe_load(path.read_text()) or {})
 
 
-def uses_physics(model: dict[str, Any]) -> bool:
+def uses_physics(model: ArchOptions | dict[str, Any]) -> bool:
     """Whether a `models:` entry steps the physics core, i.e. reads the `physics:` section."""
-    return model["arch"] == "neuralogcm" and model.get("physics", True)
+    options = model_options(model)
+    return isinstance(options, NeuralOGCMOptions) and options.physics

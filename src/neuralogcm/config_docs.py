@@ -3,11 +3,11 @@
 ``neuralogcm config-docs --out-dir config`` writes a markdown table per config section (key,
 type, default, constraints, description) and the JSON Schema of :class:`~neuralogcm.config.Config`.
 The fields carry their descriptions as trailing ``# comments`` in config.py (and
-models/options.py), so those are read from the source with :mod:`tokenize`: a field's comment is
+model_options.py), so those are read from the source with :mod:`tokenize`: a field's comment is
 the comment on its line(s), continued by the comment-only lines right below it that do not start
 with a capital letter; a comment-only block directly above a field (starting with a capital)
 describes the field below it. The ``models:`` entries are documented per architecture
-(:data:`~neuralogcm.models.options.ARCH_OPTIONS`), and the schema checks them too.
+(:data:`~neuralogcm.model_options.ARCH_OPTIONS`), and the schema checks them too.
 
 tests/test_config_docs.py fails when the committed files differ from what this writes: after a
 change to the config models, run the verb again.
@@ -32,11 +32,11 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from neuralogcm import model_options as options_module
 from neuralogcm.config import Config
 from neuralogcm.errors import UserError
 from neuralogcm.io import atomic_path
-from neuralogcm.models import options as options_module
-from neuralogcm.models.options import ARCH_OPTIONS
+from neuralogcm.model_options import ARCH_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def type_name(annotation: Any) -> str:
         return "Any"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
     if origin is typing.Literal:
         return " | ".join(json.dumps(arg) for arg in args)
     if origin in (typing.Union, types.UnionType):
@@ -236,7 +238,7 @@ def render_markdown() -> str:
         "# Configuration reference",
         "",
         "Generated from the pydantic models in `src/neuralogcm/config.py` and "
-        "`src/neuralogcm/models/options.py` by `neuralogcm config-docs --out-dir config`: do "
+        "`src/neuralogcm/model_options.py` by `neuralogcm config-docs --out-dir config`: do "
         "not edit by hand (tests/test_config_docs.py fails when this file or `schema.json` is "
         "stale). The descriptions are the fields' comments in those files.",
         "",
@@ -285,6 +287,7 @@ def render_schema() -> str:
         sub["properties"]["arch"] = {"const": arch, "title": "Arch",
                                      "description": "the model's architecture"}
         _describe(sub, model)
+        defs.pop(model.__name__, None)  # pydantic's own, sorted among the sections
         defs[model.__name__] = sub
         choices.append({"$ref": f"#/$defs/{model.__name__}"})
     schema["properties"]["models"]["additionalProperties"] = {"oneOf": choices}

@@ -33,10 +33,9 @@ from neuralogcm.channels import (
     ocean_channel_names,
     periodic_channel_index,
 )
+from neuralogcm.dates import day_index, format_dates
 from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
-from neuralogcm.prepare.climatology import day_index
-from neuralogcm.prepare.store import format_dates
 
 log = logging.getLogger(__name__)
 

@@ -168,7 +168,7 @@ class Truth:
         return self.data.states(slice(first, first + len(dates)))
 
     def climatology(self, dates: pd.DatetimeIndex) -> np.ndarray:
-        from neuralogcm.prepare.climatology import day_index
+        from neuralogcm.dates import day_index
 
         return self.clim[day_index(dates)]
 

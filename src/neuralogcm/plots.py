@@ -108,7 +108,7 @@ def _surface_anomalies(rollout: xr.Dataset, day: int, climatology: dict) -> dict
 
 def fig4_anomalies(rollouts: dict[str, xr.Dataset], data_dir: Path, cfg: Config,
                    out: Path) -> None:
-    from neuralogcm.prepare.climatology import day_index
+    from neuralogcm.dates import day_index
 
     day = cfg.evaluate.fig4_day
     for name, ds in rollouts.items():

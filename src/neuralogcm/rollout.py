@@ -40,9 +40,10 @@ from neuralogcm.channels import (
     n_ocean_channels,
     ocean_channel_names,
 )
-from neuralogcm.config import Config, ConfigError, load
+from neuralogcm.config import Config, ConfigError, load, uses_physics
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
+from neuralogcm.model_options import model_options
 from neuralogcm.runtime import machine_label
 
 log = logging.getLogger(__name__)
@@ -321,20 +322,20 @@ def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, 
     """Run every rollout of one model and write the store at ``path`` atomically
     (:func:`write_forecasts`); return its attributes (speed and machine among them)."""
     rollout = Rollout(model, normalizer, data, device)
+    options = model_options(cfg.models[model_name])
 
     def describe() -> dict:
         seconds_per_day, batch = rollout.seconds_per_simulated_day()
         attrs = {
             "model": model_name,
-            "arch": cfg.models[model_name]["arch"],
+            "arch": options.arch,
             "source": f"neuralogcm {__version__} rollout",
             **machine_label(device),
             "seconds_per_simulated_day": seconds_per_day,
             "simulated_years_per_day": 86400.0 / seconds_per_day / DAYS_PER_YEAR,
             "speed_batch_size": batch,
         }
-        spec = cfg.models[model_name]
-        if spec["arch"] == "neuralogcm" and spec.get("physics", True):
+        if uses_physics(options):
             core, counts = physics_core_speed(cfg, data, device)
             attrs["physics_core_seconds_per_simulated_day"] = core
             attrs["physics_core_simulated_years_per_day"] = 86400.0 / core / DAYS_PER_YEAR

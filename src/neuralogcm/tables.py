@@ -177,7 +177,7 @@ def hybrid_switches(cfg: Config) -> pd.DataFrame:
     """The ablation switches of every ``models:`` entry of arch ``neuralogcm``, in config order:
     physics (yes/no), corrector (yes/no), coefficients (learnable/frozen/—) and Coriolis +
     pressure gradient (on/off/Coriolis only/pressure gradient only/—)."""
-    from neuralogcm.models.options import model_options
+    from neuralogcm.model_options import model_options
 
     rows = {}
     for name, spec in cfg.models.items():

@@ -48,7 +48,7 @@ def digest(*keys, model=None):
     dump = CFG.model_dump(mode="json")
     if model is not None:
         keys += ("physics",) if uses_physics(CFG.models[model]) else ()
-        dump["model"] = CFG.models[model]
+        dump["model"] = dump["models"][model]
         keys += ("model",)
     entries = {}
     for key in keys:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuralogcm.model_options import ConvLSTMOptions
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.options import ConvLSTMOptions
 from neuralogcm.models.padding import GlobeConv2d
 
 

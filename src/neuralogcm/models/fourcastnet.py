@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neuralogcm.model_options import FourCastNetOptions
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.options import FourCastNetOptions
 from neuralogcm.models.padding import crop_to, pad_to_multiple
 
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import torch
 
 from neuralogcm.channels import variable_slice
+from neuralogcm.model_options import NeuralOGCMOptions
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.models.corrector import Corrector
-from neuralogcm.models.options import NeuralOGCMOptions
 from neuralogcm.physics.core import CoreSettings, PhysicsCore, freezing_point
 
 

@@ -1,11 +1,15 @@
-"""Architecture name -> model class, so that rules can say {model} and configs say ``arch:``."""
+"""Architecture name -> model class, so that rules can say {model} and configs say ``arch:``.
+
+The names are those of the options classes (:data:`neuralogcm.model_options.ARCH_OPTIONS`, the
+config layer); tests/test_baselines.py checks that both tables name the same architectures.
+"""
 
 from __future__ import annotations
 
 import importlib
 
+from neuralogcm.model_options import ArchOptions, model_options
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.options import model_options
 
 ARCHITECTURES = {
     "neuralogcm": "neuralogcm.models.neuralogcm:NeuralOGCM",
@@ -21,7 +25,8 @@ def model_class(arch: str) -> type[ForecastModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_model(spec: dict, ctx: ModelContext) -> ForecastModel:
-    """Instantiate the model described by a validated ``models.<name>`` config entry."""
+def build_model(spec: ArchOptions | dict, ctx: ModelContext) -> ForecastModel:
+    """Instantiate the model described by a ``models.<name>`` config entry (its typed options,
+    or the mapping they validate from)."""
     options = model_options(spec)
     return model_class(options.arch)(ctx, options)

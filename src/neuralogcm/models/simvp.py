@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuralogcm.model_options import SimVPOptions
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.options import SimVPOptions
 from neuralogcm.models.padding import GlobeConv2d, crop_to, pad_to_multiple
 
 

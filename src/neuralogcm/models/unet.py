@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neuralogcm.model_options import UNetOptions
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.models.options import UNetOptions
 from neuralogcm.models.padding import GlobeConv2d, crop_to, pad_to_multiple
 
 

@@ -4,8 +4,9 @@
 DATA/ocean.zarr and writes so, thetao (dayofyear, depth, lat, lon) and zos (dayofyear, lat, lon),
 ``dayofyear`` = 0..364, each the NaN-aware mean over the training years only (NaN on land).
 
-The reduction is a dask groupby over :func:`day_index` (flox map-reduce over one-day chunks),
-so the training years (about 78 GB of float32 at paper scale) are never loaded at once.
+The reduction is a dask groupby over :func:`~neuralogcm.dates.day_index` (flox map-reduce over
+one-day chunks), so the training years (about 78 GB of float32 at paper scale) are never loaded
+at once.
 """
 
 from __future__ import annotations
@@ -15,34 +16,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from neuralogcm import config as config_mod
 from neuralogcm.channels import CF, PERIODIC
+from neuralogcm.dates import day_index
 from neuralogcm.errors import DataError
 from neuralogcm.prepare.store import open_store, write_store
 
 log = logging.getLogger(__name__)
 
 N_DAYS = 365
-
-
-def day_index(times) -> np.ndarray:
-    """Climatology day (0..364) of each date: THE mapping of dates to climatology days.
-
-    The day is the 0-based calendar day of a non-leap year: 1 January -> 0, 28 February -> 58,
-    1 March -> 59, 31 December -> 364. In a leap year 29 February shares day 58 with
-    28 February, and every later date shifts back by one (1 March -> 59, 31 December -> 364),
-    so each month keeps its calendar days and the climatology has exactly 365 days.
-
-    ``times``: anything :class:`pandas.DatetimeIndex` accepts (datetime64 array, DataArray
-    values, strings); returns an int64 array of the same length.
-    """
-    t = pd.DatetimeIndex(np.atleast_1d(np.asarray(times)))
-    doy = t.day_of_year.to_numpy().astype(np.int64) - 1  # 0-based, 0..365 in leap years
-    after_feb28 = t.is_leap_year & (doy >= 59)  # 29 Feb is day 59 (0-based) of a leap year
-    return np.where(after_feb28, doy - 1, doy)
 
 
 def select_years(ds: xr.Dataset, years: list[int]) -> xr.Dataset:

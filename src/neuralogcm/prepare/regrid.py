@@ -9,7 +9,7 @@ Before any regridding, :func:`check_year_inputs` opens all 12 files and checks w
 headers say (the file opens and is not truncated, the variables and their dimensions, every day
 of its month once, the configured depths, one global grid for the year), so that a bad December
 file stops the job in seconds. The values (ranges, all-NaN days) are checked as they are read
-for regridding (:func:`~neuralogcm.prepare.read.validate_raw` on each piece of a month), so
+for regridding (:func:`~neuralogcm.sources.read.validate_raw` on each piece of a month), so
 every value is scanned once for validation, as before.
 
 With ``--threads N`` (N > 1) the year's days are regridded by N worker processes: every month
@@ -64,7 +64,8 @@ from neuralogcm.channels import CF
 from neuralogcm.errors import DataError, UserError
 from neuralogcm.grid import Grid
 from neuralogcm.io import atomic_path
-from neuralogcm.prepare.read import (
+from neuralogcm.prepare.store import DEPTH_ATTRS, write_store
+from neuralogcm.sources.read import (
     VARIABLES,
     _calendar_problems,
     canonical_dims,
@@ -72,7 +73,6 @@ from neuralogcm.prepare.read import (
     select_depths,
     validate_raw,
 )
-from neuralogcm.prepare.store import DEPTH_ATTRS, write_store
 
 try:  # ESMF through xesmf: conda only (esmpy is not on PyPI)
     import xesmf
@@ -382,7 +382,7 @@ def regrid_piece(regridder: Regridder, source: str, path: Path, days: slice,
                  depths: list[float] | None, dates: pd.DatetimeIndex, store: Path) -> None:
     """Regrid the ``days`` (positions in its month) of one raw file checked by
     :func:`check_year_inputs` into their region of the year ``store``, checking their values
-    as they are read (:func:`~neuralogcm.prepare.read.validate_raw`)."""
+    as they are read (:func:`~neuralogcm.sources.read.validate_raw`)."""
     ds = open_raw(path, source)
     try:
         ds = validate_raw(ds.isel(time=days), source, path, depths=depths)

@@ -3,7 +3,7 @@
 ``neuralogcm stats --config C --data-dir DATA --out DATA/stats.nc`` writes ``mean`` and ``std``
 along ``channel`` = ocean_channel_names(L) + u10, v10, t2m, msl (4 L + 5 entries) with a bool
 coordinate ``periodic``. The periodic channels (S, T, SSH) are reduced as anomalies from the
-day-of-year climatology (:func:`~neuralogcm.prepare.climatology.day_index`), U and V and the
+day-of-year climatology (:func:`~neuralogcm.dates.day_index`), U and V and the
 forcing as they are. Each statistic is the plain (unweighted) NaN-aware mean / population std
 over every ocean (finite) value of the channel on every training day: over time, lat and lon.
 Dask reduces one-day chunks in float64, so the training years are never loaded at once.
@@ -27,9 +27,10 @@ import xarray as xr
 
 from neuralogcm import config as config_mod
 from neuralogcm.channels import CF, FORCING, OCEAN_2D, OCEAN_3D, PERIODIC, ocean_channel_names
+from neuralogcm.dates import day_index
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
-from neuralogcm.prepare.climatology import day_index, select_years
+from neuralogcm.prepare.climatology import select_years
 from neuralogcm.prepare.store import open_store
 
 log = logging.getLogger(__name__)

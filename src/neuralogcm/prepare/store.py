@@ -22,6 +22,7 @@ import xarray as xr
 import neuralogcm
 from neuralogcm import config as config_mod
 from neuralogcm.channels import CF, FORCING, OCEAN, OCEAN_2D, OCEAN_3D
+from neuralogcm.dates import format_dates
 from neuralogcm.errors import DataError
 from neuralogcm.grid import Grid
 from neuralogcm.io import atomic_path
@@ -87,20 +88,6 @@ def write_store(ds: xr.Dataset, path: str | Path, **to_zarr) -> None:
 def expected_dates(years: list[int]) -> pd.DatetimeIndex:
     """Every day from 1 January of the first year to 31 December of the last."""
     return pd.date_range(f"{years[0]}-01-01", f"{years[-1]}-12-31", freq="D")
-
-
-def format_dates(dates: pd.DatetimeIndex, most: int = 10) -> str:
-    """Dates as runs ('2019-03-01..2019-03-31 (31 days)'), at most ``most`` runs shown."""
-    dates = pd.DatetimeIndex(sorted(dates))
-    if len(dates) == 0:
-        return "none"
-    breaks = np.flatnonzero(np.diff(dates.values.astype("datetime64[D]").astype(np.int64)) != 1) + 1
-    runs = []
-    for run in np.split(np.arange(len(dates)), breaks):
-        a, b = dates[run[0]], dates[run[-1]]
-        runs.append(f"{a:%Y-%m-%d}" if a == b else f"{a:%Y-%m-%d}..{b:%Y-%m-%d} ({len(run)} days)")
-    more = f" and {len(runs) - most} more gaps" if len(runs) > most else ""
-    return ", ".join(runs[:most]) + more
 
 
 def check_dates(times: pd.DatetimeIndex, expected: pd.DatetimeIndex, what: str) -> None:

@@ -4,7 +4,7 @@ Credentials are checked before any request. A transient failure (network, server
 limit) is retried ``data.download.retries`` times with exponential backoff
 (``data.download.backoff_s`` x 1, 2, 4 ...); the clients' own retries are off, so this is the
 whole budget (each HTTP request gives up after 60 s). The file is downloaded under a temporary name,
-opened and validated (prepare/read.py), and only then renamed to ``--out``: a failed or invalid
+opened and validated (sources/read.py), and only then renamed to ``--out``: a failed or invalid
 download leaves nothing behind.
 """
 
@@ -21,8 +21,8 @@ import requests
 from neuralogcm.config import Config, load
 from neuralogcm.errors import CredentialsError, DataError, UserError
 from neuralogcm.io import atomic_path
-from neuralogcm.prepare.read import open_month
 from neuralogcm.sources import era5, glorys
+from neuralogcm.sources.read import open_month
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 One request per month: the four variables of the paper at 12:00 UTC on every day of the month,
 global, on ERA5's native 0.25 deg grid, delivered as one unarchived netCDF file (new-CDS layout,
-see prepare/read.py). :mod:`neuralogcm.sources.download` retries it within the config's budget
+see sources/read.py). :mod:`neuralogcm.sources.download` retries it within the config's budget
 and validates the file; cdsapi's own retries (500 by default, up to 120 s apart) are off.
 """
 

@@ -4,7 +4,7 @@ toolbox (2.x).
 One subset per month: the five ocean variables, every day of the month, the whole globe, the
 depth range spanning the configured depths (all model levels in between come along: the paper's
 23 depths are a non-contiguous subset of the 50 levels, picked after opening by
-prepare/read.py). :mod:`neuralogcm.sources.download` retries it within the config's budget
+sources/read.py). :mod:`neuralogcm.sources.download` retries it within the config's budget
 and validates the file; the toolbox's own HTTP retries are off (:data:`TOOLBOX_ENV`).
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from neuralogcm.config import Config
 from neuralogcm.errors import CredentialsError, UserError
-from neuralogcm.prepare.read import DEPTH_TOLERANCE_M, VARIABLES
+from neuralogcm.levels import DEPTH_TOLERANCE_M
+from neuralogcm.sources.read import VARIABLES
 
 USERNAME_ENV = "COPERNICUSMARINE_SERVICE_USERNAME"
 PASSWORD_ENV = "COPERNICUSMARINE_SERVICE_PASSWORD"
@@ -28,31 +29,9 @@ PASSWORD_ENV = "COPERNICUSMARINE_SERVICE_PASSWORD"
 #: The service and client, as error messages name them.
 SERVICE = "the Copernicus Marine Service (copernicusmarine)"
 
-#: The 50 depths (m) of GLORYS12's model levels: data.depths must be among them.
-GLORYS_LEVELS = (
-    0.494025, 1.541375, 2.645669, 3.819495, 5.078224, 6.440614, 7.92956, 9.572997, 11.405,
-    13.46714, 15.81007, 18.49556, 21.59882, 25.21141, 29.44473, 34.43415, 40.34405, 47.37369,
-    55.76429, 65.80727, 77.85385, 92.32607, 109.7293, 130.666, 155.8507, 186.1256, 222.4752,
-    266.0403, 318.1274, 380.213, 453.9377, 541.0889, 643.5668, 763.3331, 902.3393, 1062.44,
-    1245.291, 1452.251, 1684.284, 1941.893, 2225.078, 2533.336, 2865.703, 3220.82, 3597.032,
-    3992.484, 4405.224, 4833.291, 5274.784, 5727.917,
-)
-
 #: The toolbox's HTTP retries (5 by default, with backoff) off and its limit on each request
 #: (s). It reads them once, at its first import; values already in the environment win.
 TOOLBOX_ENV = {"COPERNICUSMARINE_HTTPS_RETRIES": "0", "COPERNICUSMARINE_HTTPS_TIMEOUT": "60"}
-
-
-def level_index(depth: float) -> int:
-    """Index of the GLORYS12 level nearest ``depth`` (m)."""
-    return min(range(len(GLORYS_LEVELS)), key=lambda i: abs(GLORYS_LEVELS[i] - depth))
-
-
-def off_levels(depths) -> str:
-    """The ``depths`` (m) farther than :data:`DEPTH_TOLERANCE_M` from every GLORYS12 level, each
-    with its nearest level; empty when all are levels."""
-    return ", ".join(f"{d:g} m (nearest level {GLORYS_LEVELS[i]:g} m)" for d in depths
-                     if abs(GLORYS_LEVELS[i := level_index(d)] - d) > DEPTH_TOLERANCE_M)
 
 
 def toolbox():

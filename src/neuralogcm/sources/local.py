@@ -2,7 +2,7 @@
 
 They are found through the config patterns ``data.local.era5`` and ``data.local.glorys``, with
 ``{year}`` and ``{month}`` (01..12) in them, in either real layout. Nothing is downloaded or
-copied: regridding reads them through :func:`neuralogcm.prepare.read.open_month`, the reader and
+copied: regridding reads them through :func:`neuralogcm.sources.read.open_month`, the reader and
 checks that every downloaded file goes through.
 """
 

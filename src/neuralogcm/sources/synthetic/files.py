@@ -26,7 +26,7 @@ import pandas as pd
 from neuralogcm import __version__
 from neuralogcm.config import Config
 from neuralogcm.io import atomic_path
-from neuralogcm.sources.glorys import GLORYS_LEVELS, level_index
+from neuralogcm.levels import GLORYS_LEVELS, level_index
 from neuralogcm.sources.synthetic.parameters import Processes
 
 _ERA5_VARIABLES = {  # name: paramId, GRIB name, shortName, units, cfName, standard_name

@@ -35,6 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from neuralogcm.errors import DataError, UserError
+from neuralogcm.levels import DEPTH_TOLERANCE_M
 
 #: The canonical variables each source must provide, in the order they are stored.
 VARIABLES = {"era5": ("u10", "v10", "t2m", "msl"), "glorys": ("so", "uo", "vo", "thetao", "zos")}
@@ -59,9 +60,6 @@ PLAUSIBLE_RANGES = {
     "u10": (-100.0, 100.0),
     "v10": (-100.0, 100.0),
 }
-
-#: A configured depth must match one of the file's levels within this many metres.
-DEPTH_TOLERANCE_M = 0.01
 
 # netCDF's default fill for float (9.96921e36): a float value at or above this magnitude is a
 # missing value even where the file does not declare it as _FillValue.

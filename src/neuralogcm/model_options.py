@@ -7,27 +7,48 @@ free (``neuralogcm``, ``physics_only``, ``unet_wide`` ...), the arch picks the c
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 
 class ArchOptions(BaseModel):
+    """The options of one ``models:`` entry. Besides attributes (``options.width``) they read
+    like the mapping the entry is written as: ``options["arch"]``, ``options.get("physics")``,
+    ``options.items()``, ``dict(options)``, ``**options``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     arch: str
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in type(self).model_fields else default
+
+    def keys(self) -> Iterator[str]:
+        return iter(type(self).model_fields)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return ((key, getattr(self, key)) for key in type(self).model_fields)
 
 
 class NeuralOGCMOptions(ArchOptions):
     """Hybrid model: physics core + encoder-decoder corrector with an attention bottleneck."""
 
+    arch: Literal["neuralogcm"]
     physics: bool = True  # False: corrector only (ablation)
     corrector: bool = True  # False: physics only (ablation)
     learnable_physics: bool = True  # False: frozen coefficients (ablation)
@@ -52,6 +73,7 @@ class NeuralOGCMOptions(ArchOptions):
 class UNetOptions(ArchOptions):
     """U-Net: ``width`` channels at full resolution, doubled at each of ``depth`` halvings."""
 
+    arch: Literal["unet"]
     width: int = Field(32, ge=1)
     depth: int = Field(3, ge=1)
 
@@ -59,6 +81,7 @@ class UNetOptions(ArchOptions):
 class ConvLSTMOptions(ArchOptions):
     """ConvLSTM: ``layers`` stacked cells of ``hidden`` channels, ``kernel`` x ``kernel`` gates."""
 
+    arch: Literal["convlstm"]
     hidden: int = Field(32, ge=1)
     layers: int = Field(2, ge=1)
     kernel: int = Field(3, ge=1)
@@ -76,6 +99,7 @@ class SimVPOptions(ArchOptions):
     channels (every second one halves the grid); ``temporal_blocks`` gSTA translator blocks of
     ``hidden_temporal`` channels."""
 
+    arch: Literal["simvp"]
     hidden_spatial: int = Field(32, ge=2, multiple_of=2)  # GroupNorm with 2 groups
     hidden_temporal: int = Field(128, ge=1)
     spatial_blocks: int = Field(2, ge=1)
@@ -86,6 +110,7 @@ class SimVPOptions(ArchOptions):
 class FourCastNetOptions(ArchOptions):
     """FourCastNet (AFNO): ``patch`` x ``patch`` tokens of ``embed_dim``, ``depth`` AFNO blocks."""
 
+    arch: Literal["fourcastnet"]
     patch: int = Field(4, ge=1)
     embed_dim: int = Field(256, ge=1)
     depth: int = Field(8, ge=1)
@@ -102,33 +127,36 @@ class FourCastNetOptions(ArchOptions):
         return blocks
 
 
+#: One ``models:`` entry: the options class its ``arch`` names.
+ModelOptions = Annotated[
+    NeuralOGCMOptions | UNetOptions | ConvLSTMOptions | SimVPOptions | FourCastNetOptions,
+    Field(discriminator="arch"),
+]
+
+#: Arch name -> options class; the same names as ``models/registry.py``'s ARCHITECTURES.
 ARCH_OPTIONS: dict[str, type[ArchOptions]] = {
-    "neuralogcm": NeuralOGCMOptions,
-    "unet": UNetOptions,
-    "convlstm": ConvLSTMOptions,
-    "simvp": SimVPOptions,
-    "fourcastnet": FourCastNetOptions,
+    get_args(cls.model_fields["arch"].annotation)[0]: cls
+    for cls in get_args(get_args(ModelOptions)[0])
 }
 
-
-def validate_model_options(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Check one ``models.<name>`` entry; return it with defaults filled in."""
-    arch = spec.get("arch") if isinstance(spec, dict) else None
-    if arch not in ARCH_OPTIONS:
-        raise ValueError(
-            f"models.{name}.arch must be one of {sorted(ARCH_OPTIONS)}, got {arch!r}"
-        )
-    try:
-        return ARCH_OPTIONS[arch].model_validate(spec).model_dump()
-    except ValidationError as err:
-        bad = "; ".join(
-            f"models.{name}.{'.'.join(map(str, e['loc']))}: "
-            + ("unknown option" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in err.errors()
-        )
-        raise ValueError(bad) from None
+_ADAPTER: TypeAdapter[ArchOptions] = TypeAdapter(ModelOptions)
 
 
-def model_options(spec: dict[str, Any]) -> ArchOptions:
-    """The typed options of a validated ``models.<name>`` entry."""
-    return ARCH_OPTIONS[spec["arch"]].model_validate(spec)
+def model_options(spec: ArchOptions | Mapping[str, Any]) -> ArchOptions:
+    """The typed options of a ``models.<name>`` entry: ``spec`` itself when it is typed, else
+    ``spec`` validated (pydantic's ValidationError, a ValueError, when it is wrong)."""
+    return spec if isinstance(spec, ArchOptions) else _ADAPTER.validate_python(dict(spec))
+
+
+def entry_error(error: ErrorDetails) -> tuple[str, str]:
+    """(dotted key, message) of a validation error inside ``models.<name>`` (``error["loc"]``
+    starts with ``("models", name)``; pydantic puts the arch between the name and the option)."""
+    name = error["loc"][1]
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        given = error["input"].get("arch") if isinstance(error["input"], Mapping) else None
+        return f"models.{name}.arch", f"must be one of {sorted(ARCH_OPTIONS)}, got {given!r}"
+    key = ".".join(map(str, ("models", name, *error["loc"][3:])))
+    if error["type"] == "extra_forbidden":
+        return key, (f"unknown option of arch {error['loc'][2]!r} (config/README.md lists the "
+                     "options of each arch)")
+    return key, error["msg"]
