@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["", "errors", "channels", "grid", "levels", "dates", "io"]),
     ("physics", ["physics", "physics.*"]),
     ("config", ["config", "model_options"]),
+    ("stores", ["stores"]),
     ("sources", ["sources", "sources.*"]),
     ("prepare", ["prepare", "prepare.*"]),
     ("models", ["models", "models.*"]),
@@ -213,6 +214,20 @@ def test_low_packages_stay_low(package, forbidden):
     found = [f"{m} -> {t}" for m, ts in graph().items() if _matches(m, package)
              for t in ts if any(_matches(t, f) for f in forbidden)]
     assert not found
+
+
+def test_the_store_formats_need_no_torch():
+    """stores.py holds what the score, table and plot steps read: it must not import torch, not
+    even inside a function, nor a package module that does."""
+    path = SRC / PACKAGE / "stores.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    assert "torch" not in found
+    assert graph()["stores"] <= {"", "errors", "channels", "io", "config"}
 
 
 def test_the_cycle_finder_names_a_cycle():

@@ -11,10 +11,10 @@ from test_rollout import _config
 
 from neuralogcm.channels import ocean_channel_names
 from neuralogcm.cli import main as cli
-from neuralogcm.metrics import REFERENCES, read_scores
+from neuralogcm.metrics import REFERENCES
 from neuralogcm.model_options import UNetOptions
 from neuralogcm.reference import lag1_autocorrelation
-from neuralogcm.rollout import open_rollout
+from neuralogcm.stores import open_rollout, read_scores
 
 CHANNELS = ocean_channel_names(2)  # so 0,1; uo 0,1; vo 0,1; thetao 0,1; zos
 

@@ -12,14 +12,14 @@ from neuralogcm.channels import channel_level, ocean_channel_names
 from neuralogcm.cli import main as cli
 from neuralogcm.config import ConfigError, load
 from neuralogcm.data import Normalizer, OceanData
-from neuralogcm.metrics import SCORE_COLUMNS, read_scores
 from neuralogcm.models.base import ForecastModel, ModelContext
-from neuralogcm.rollout import (
-    Rollout,
+from neuralogcm.rollout import Rollout, write_rollouts
+from neuralogcm.stores import (
+    SCORE_COLUMNS,
     long_start_indices,
     open_rollout,
+    read_scores,
     start_indices,
-    write_rollouts,
 )
 from neuralogcm.tables import stability_table, table2
 

@@ -14,8 +14,9 @@ from neuralogcm.cli import main as cli
 from neuralogcm.config import load
 from neuralogcm.data import OceanData
 from neuralogcm.errors import DataError
-from neuralogcm.metrics import REFERENCES, SCORE_COLUMNS
+from neuralogcm.metrics import REFERENCES
 from neuralogcm.model_options import UNetOptions
+from neuralogcm.stores import SCORE_COLUMNS
 from neuralogcm.tables import (
     ablation_table,
     speed_table,

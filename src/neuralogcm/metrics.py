@@ -42,14 +42,13 @@ from neuralogcm.channels import (
 )
 from neuralogcm.config import load
 from neuralogcm.errors import DataError
-from neuralogcm.io import atomic_path
+from neuralogcm.stores import open_rollout, write_scores
 
 log = logging.getLogger(__name__)
 
 # The reference forecasts (reference.py), scored like the models: file name -> name in tables.
 REFERENCES = {"persistence": "persistence", "damped_persistence": "damped persistence",
               "climatology": "climatology"}
-SCORE_COLUMNS = ["model", "metric", "variable", "level", "depth", "lead", "value", "units"]
 
 
 def ocean_weights(lat: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -285,21 +284,6 @@ def stability_scores(rollout: xr.Dataset, truth: Truth, mask: np.ndarray, weight
                           "lead": np.nan, "value": x, "units": u} for m, v, x, u in rows])
 
 
-def read_scores(paths: list[str | Path]) -> pd.DataFrame:
-    """Concatenate score CSVs, checking their columns; the error names the bad file."""
-    frames = []
-    for path in paths:
-        try:
-            frame = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise DataError(f"cannot read scores {path}: {err}") from None
-        if list(frame.columns) != SCORE_COLUMNS:
-            raise DataError(f"scores {path} has columns {list(frame.columns)}, "
-                            f"expected {SCORE_COLUMNS}")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--model", required=True)
@@ -310,8 +294,6 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cli_main(args: argparse.Namespace) -> None:
     cfg = load(args.config)
-    from neuralogcm.rollout import open_rollout
-
     rollout = open_rollout(args.rollout)
     mask = xr.open_dataset(args.data_dir / "mask.nc")["mask"].values.astype(bool)
     n_levels = mask.shape[0]
@@ -322,6 +304,5 @@ def cli_main(args: argparse.Namespace) -> None:
     scores = score_rollout(rollout, truth, std, rollout["lat"].values,
                            mask[channel_level(n_levels)], dict(cfg.evaluate.bounds))
     scores.insert(0, "model", args.model)
-    with atomic_path(args.out) as tmp:
-        scores[SCORE_COLUMNS].to_csv(tmp, index=False, float_format="%.6g")
+    write_scores(args.out, scores)
     log.info("wrote %d scores of %s to %s", len(scores), args.model, args.out)

@@ -32,8 +32,9 @@ from neuralogcm.channels import CF, OCEAN
 from neuralogcm.config import Config, ConfigError, load
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
-from neuralogcm.metrics import REFERENCES, read_scores
-from neuralogcm.tables import nearest_levels, read_history
+from neuralogcm.metrics import REFERENCES
+from neuralogcm.stores import open_rollout, read_history, read_scores
+from neuralogcm.tables import nearest_levels
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,5 @@ def cli_main(args: argparse.Namespace) -> None:
     else:
         if not args.rollouts or args.data_dir is None:
             raise ConfigError("plot fig4 needs --rollouts of evaluate.fig4_models and --data-dir")
-        from neuralogcm.rollout import open_rollout
-
         rollouts = {Path(p).stem: open_rollout(p) for p in args.rollouts}
         fig4_anomalies(rollouts, args.data_dir, cfg, args.out)

@@ -1,6 +1,6 @@
 """Reference forecasts, written as rollout stores and scored by the same code as the models.
 
-Each reference is written by :func:`neuralogcm.rollout.write_forecasts`, the writer of the
+Each reference is written by :func:`neuralogcm.stores.write_forecasts`, the writer of the
 models' rollouts, so its store has exactly their format: the same start dates, leads and long
 runs, float32, the same chunks. With x0 the true state on the first day of a run, N(d) the
 no-anomaly state of day d (the day-of-year climatology of the training years,
@@ -31,6 +31,7 @@ from neuralogcm import __version__
 from neuralogcm.channels import channel_level, n_ocean_channels, periodic_channel_index
 from neuralogcm.config import ConfigError, load
 from neuralogcm.metrics import REFERENCES, Truth, ocean_weights
+from neuralogcm.stores import write_forecasts
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,6 @@ def cli_main(args: argparse.Namespace) -> None:
     if args.kind in cfg.models:
         raise ConfigError(f"model name {args.kind!r} is taken by a reference forecast: "
                           "rename the model in the config's models")
-    from neuralogcm.rollout import write_forecasts
-
     truth = Truth(args.data_dir)
     n_channels = n_ocean_channels(truth.n_levels)
     with xr.open_dataset(args.data_dir / "stats.nc") as stats:

@@ -11,8 +11,9 @@ Two kinds of run, both written to one zarr store in physical units with NaN on l
 Each forecast is denormalised with the climatology of its own date (``day_index``). Stateful
 models carry their hidden state through the run. A run stops on the first day an ocean value of
 its forecast is non-finite (its later days stay NaN); the store's attribute
-``first_nonfinite_day`` records that day per run. The reference forecasts (reference.py) are
-written by the same :func:`write_forecasts`. The store's attributes record the speed of the
+``first_nonfinite_day`` records that day per run. The store's format, its writer
+:func:`neuralogcm.stores.write_forecasts` (which also writes the reference forecasts of
+reference.py) and its reader live in stores.py. The store's attributes record the speed of the
 long runs (seconds per simulated day, simulated years per day) and the machine that ran them; for
 hybrid models also the physics core alone, stepped in physical units, as the numerical reference.
 """
@@ -22,63 +23,22 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-import xarray as xr
-import zarr
 
 from neuralogcm import __version__
-from neuralogcm.channels import (
-    CF,
-    channel_level,
-    channel_variable,
-    n_ocean_channels,
-    ocean_channel_names,
-)
+from neuralogcm.channels import channel_level
 from neuralogcm.config import Config, ConfigError, load, uses_physics
-from neuralogcm.errors import DataError
-from neuralogcm.io import atomic_path
 from neuralogcm.model_options import model_options
 from neuralogcm.runtime import machine_label
+from neuralogcm.stores import write_forecasts
 
 log = logging.getLogger(__name__)
 
 DAYS_PER_YEAR = 365.0
-CHUNK_BYTES = 16e6  # target size of a stored chunk: one run, as many lead days as fit
-
-
-def start_indices(dates: pd.DatetimeIndex, test_years: list[int], every: int,
-                  max_lead: int) -> list[int]:
-    """Indices into ``dates`` of the start dates: every ``every`` days from the first test day,
-    each with ``max_lead`` days of the test years after it."""
-    test = np.flatnonzero(dates.year.isin(test_years))
-    if len(test) == 0:
-        raise DataError(f"the data stores hold no day of the test years {test_years}")
-    last = int(test[-1]) - max_lead
-    starts = list(range(int(test[0]), last + 1, every))
-    if not starts:
-        raise ConfigError(f"evaluate.max_lead={max_lead} days do not fit into the {len(test)} "
-                          f"days of the test years {test_years}")
-    return starts
-
-
-def long_start_indices(dates: pd.DatetimeIndex, test_years: list[int], days: int) -> list[int]:
-    """Indices of 1 January of each test year, each with ``days`` days of data after it."""
-    starts = []
-    for year in test_years:
-        first = np.flatnonzero((dates.year == year) & (dates.day_of_year == 1))
-        if len(first) == 0:
-            raise DataError(f"the data stores have no 1 January {year} (a test year)")
-        if first[0] + days >= len(dates):
-            raise ConfigError(f"evaluate.long_rollout_days={days} from 1 January {year} runs past "
-                              f"the last day of the data ({dates[-1].date()})")
-        starts.append(int(first[0]))
-    return starts
 
 
 def _take(hidden, rows: torch.Tensor):
@@ -183,144 +143,11 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def lead_block(data, n_days: int) -> int:
-    """Lead days per stored chunk: about CHUNK_BYTES of one run's float32 states."""
-    state_bytes = 4 * n_ocean_channels(data.n_levels) * data.grid.shape[0] * data.grid.shape[1]
-    return int(np.clip(CHUNK_BYTES // state_bytes, 1, n_days))
-
-
-class _LeadWriter:
-    """Collects the forecasts of one stored variable (run, lead, C, H, W) lead day by lead day and
-    writes them a block of chunks at a time (each chunk holds ``block`` lead days of one run)."""
-
-    def __init__(self, array: zarr.Array, block: int) -> None:
-        self.array, self.block, self.first = array, block, 0
-        self.buffer = np.full((array.shape[0], block, *array.shape[2:]), np.nan, np.float32)
-
-    def put(self, run: int, t: int, field: np.ndarray) -> None:
-        if t >= self.first + self.block:
-            self.flush()
-        self.buffer[run, t - self.first] = field
-
-    def flush(self) -> None:
-        last = min(self.first + self.block, self.array.shape[1])
-        if last > self.first:
-            self.array[:, self.first:last] = self.buffer[:, : last - self.first]
-        self.first = last
-        self.buffer[:] = np.nan
-
-
-def _strings(values: list[str]) -> np.ndarray:
-    """Variable-length strings (zarr v3 has a specification for these, not for fixed-width)."""
-    return np.array(values, dtype=object)
-
-
-def _template(data, starts: list[int], long_starts: list[int], max_lead: int,
-              long_days: int) -> xr.Dataset:
-    """The store's layout: coordinates, CF attributes and lazy (unwritten) data variables."""
-    import dask.array as da
-
-    n_levels = data.n_levels
-    names = ocean_channel_names(n_levels)
-    variables = channel_variable(n_levels)
-    levels = channel_level(n_levels)
-    depth = np.where(np.array(variables) == "zos", 0.0, np.asarray(data.depths)[levels])
-    h, w = data.grid.shape
-    c = len(names)
-
-    def lazy(n_runs: int, n_days: int):
-        return da.full((n_runs, n_days, c, h, w), np.nan, dtype=np.float32,
-                       chunks=(1, lead_block(data, n_days), c, h, w))
-
-    start_dates = data.dates[starts]
-    leads = np.arange(1, max_lead + 1)
-    coords = {
-        **data.grid.coords(),
-        "start": ("start", start_dates.values, {"long_name": "first day of the run"}),
-        "lead": ("lead", leads, {"units": "days", "long_name": "forecast lead time"}),
-        "valid_time": (("start", "lead"),
-                       (start_dates.values[:, None] + leads.astype("timedelta64[D]")),
-                       {"standard_name": "time", "long_name": "date the forecast is valid for"}),
-        "long_start": ("long_start", data.dates[long_starts].values,
-                       {"long_name": "first day of the long run"}),
-        "day": ("day", np.arange(1, long_days + 1), {"units": "days",
-                                                     "long_name": "day of the long run"}),
-        "channel": ("channel", _strings(names), {"long_name": "ocean channel (variable_level)"}),
-        "variable": ("channel", _strings(variables),
-                     {"long_name": "canonical variable of the channel"}),
-        "depth": ("channel", depth, {"units": "m", "positive": "down",
-                                     "long_name": "depth of the channel's level (0 for zos)"}),
-        "units": ("channel", _strings([CF[v]["units"] for v in variables]),
-                  {"long_name": "channel units"}),
-        "standard_name": ("channel", _strings([CF[v]["standard_name"] for v in variables]),
-                          {"long_name": "CF standard name of the channel"}),
-    }
-    note = "physical units given per channel by the 'units' coordinate; NaN on land"
-    return xr.Dataset(
-        {
-            "prediction": (("start", "lead", "channel", "lat", "lon"),
-                           lazy(len(starts), max_lead),
-                           {"long_name": "forecast ocean state", "comment": note}),
-            "long_prediction": (("long_start", "day", "channel", "lat", "lon"),
-                                lazy(len(long_starts), long_days),
-                                {"long_name": "long forecast ocean state (stability run)",
-                                 "comment": note}),
-        },
-        coords=coords,
-        attrs={"Conventions": "CF-1.10"},
-    )
-
-
-def write_forecasts(path: Path, cfg: Config, name: str, forecast, data,
-                    describe: Callable[[], dict]) -> dict:
-    """Run every run of ``forecast`` (a :class:`Rollout`, or anything with its ``days`` and
-    ``nonfinite``) and write the store at ``path`` atomically; return its attributes:
-    ``describe()`` (called after the runs), the config digest and ``first_nonfinite_day``
-    (first day of a run -> the lead day it became non-finite and stopped, for the runs that
-    did)."""
-    ev = cfg.evaluate
-    test_years = cfg.data.years.split("test")
-    starts = start_indices(data.dates, test_years, ev.start_every_days, ev.max_lead)
-    long_starts = long_start_indices(data.dates, test_years, ev.long_rollout_days)
-    log.info("%s: %d start dates x %d days, %d long runs x %d days", name, len(starts),
-             ev.max_lead, len(long_starts), ev.long_rollout_days)
-    # One batch: a run from a date that is both a start date and a long-run start serves both.
-    length = {i: ev.max_lead for i in starts}
-    length |= {i: max(length.get(i, 0), ev.long_rollout_days) for i in long_starts}
-    runs = sorted(length, key=lambda i: (-length[i], i))
-    start_pos = {i: n for n, i in enumerate(starts)}
-    long_pos = {i: n for n, i in enumerate(long_starts)}
-    with atomic_path(path) as tmp:
-        _template(data, starts, long_starts, ev.max_lead, ev.long_rollout_days).to_zarr(
-            tmp, compute=False, consolidated=False)
-        store = zarr.open_group(tmp, mode="r+")
-        writers = {var: _LeadWriter(store[var], lead_block(data, n_days))
-                   for var, n_days in (("prediction", ev.max_lead),
-                                       ("long_prediction", ev.long_rollout_days))}
-        for t, positions, fields in forecast.days(runs, [length[i] for i in runs]):
-            for i, field in zip([runs[r] for r in positions], fields, strict=True):
-                if i in start_pos and t < ev.max_lead:
-                    writers["prediction"].put(start_pos[i], t, field)
-                if i in long_pos:
-                    writers["long_prediction"].put(long_pos[i], t, field)
-        for writer in writers.values():
-            writer.flush()
-        stopped = {str(data.dates[runs[r]].date()): day for r, day in forecast.nonfinite.items()}
-        for first_day, day in stopped.items():
-            log.warning("%s: the run from %s became non-finite on day %d and was stopped there",
-                        name, first_day, day)
-        attrs = {**describe(), "config_digest": cfg.digest(), "first_nonfinite_day": stopped}
-        store.attrs.update(attrs)
-        with warnings.catch_warnings():  # consolidated metadata: not yet in the v3 spec
-            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-            zarr.consolidate_metadata(tmp)
-    return attrs
-
-
 def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, data,
                    device: torch.device) -> dict:
     """Run every rollout of one model and write the store at ``path`` atomically
-    (:func:`write_forecasts`); return its attributes (speed and machine among them)."""
+    (:func:`neuralogcm.stores.write_forecasts`); return its attributes (speed and machine among
+    them)."""
     rollout = Rollout(model, normalizer, data, device)
     options = model_options(cfg.models[model_name])
 
@@ -343,19 +170,6 @@ def write_rollouts(path: Path, cfg: Config, model_name: str, model, normalizer, 
         return attrs
 
     return write_forecasts(path, cfg, model_name, rollout, data, describe)
-
-
-def open_rollout(path: str | Path) -> xr.Dataset:
-    """Open a rollout store written by :func:`write_rollouts`; the error names the store."""
-    path = Path(path)
-    try:
-        ds = xr.open_zarr(path)
-    except (OSError, ValueError, KeyError) as err:
-        raise DataError(f"cannot open rollout store {path}: {err}") from None
-    for var in ("prediction", "long_prediction"):
-        if var not in ds:
-            raise DataError(f"rollout store {path} has no variable {var!r}")
-    return ds.assign_coords({k: c.compute() for k, c in ds.coords.items() if k not in ds.indexes})
 
 
 def cli_arguments(parser: argparse.ArgumentParser) -> None:

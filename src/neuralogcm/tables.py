@@ -34,7 +34,8 @@ import pandas as pd
 from neuralogcm.config import Config, load
 from neuralogcm.errors import DataError
 from neuralogcm.io import atomic_path
-from neuralogcm.metrics import REFERENCES, read_scores
+from neuralogcm.metrics import REFERENCES
+from neuralogcm.stores import open_rollout, read_history, read_scores
 
 log = logging.getLogger(__name__)
 
@@ -332,17 +333,6 @@ def stability_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, st
     return wide, f"{caption}\n\n{_markdown(shown)}"
 
 
-def read_history(path: Path) -> pd.DataFrame:
-    try:
-        history = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(f"cannot read training history {path}: {err}") from None
-    for column in ("epoch", "valid_loss", "seconds"):
-        if column not in history:
-            raise DataError(f"training history {path} has no column {column!r}")
-    return history
-
-
 def train_steps_per_epoch(cfg: Config, data_dir: Path) -> int:
     """Optimiser steps of one one-day-window training epoch on one of the
     ``resources.train.gpu`` processes (at least one), as ``neuralogcm train`` samples them."""
@@ -358,8 +348,6 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
                 ) -> tuple[pd.DataFrame, str]:
     """Speed per model from the rollout stores' attributes and the training histories, and the
     captioned markdown."""
-    from neuralogcm.rollout import open_rollout
-
     steps = train_steps_per_epoch(cfg, data_dir)
     rows, reference = [], None
     for store, history_path in zip(rollouts, histories, strict=True):
