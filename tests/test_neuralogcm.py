@@ -143,6 +143,26 @@ def test_frozen_coefficients_are_not_trained(tiny_data_dir, tiny_config):
     assert "raw" in dict(model.core.named_buffers())
 
 
+def test_a_model_overrides_the_physics_sections_coriolis_and_pressure_gradient(
+        tiny_data_dir, tiny_config, batch):
+    """models.<name>.coriolis / pressure_gradient override the physics section for that model
+    alone (the ablation); None keeps the section's value; the rotation changes the day."""
+    tiny_config["physics"].update(coriolis=False, pressure_gradient=False)
+    tiny_config["models"]["plain"] = {"arch": "neuralogcm", "corrector": False}
+    tiny_config["models"]["rotating"] = {"arch": "neuralogcm", "corrector": False,
+                                         "coriolis": True}
+    cfg = load(tiny_config)
+    plain, normalizer, _ = build(cfg, "plain", tiny_data_dir, CPU)
+    rotating, _, _ = build(cfg, "rotating", tiny_data_dir, CPU)
+    assert not plain.core.settings.coriolis and not plain.core.settings.pressure_gradient
+    assert rotating.core.settings.coriolis and not rotating.core.settings.pressure_gradient
+    assert not cfg.physics.coriolis  # the section itself is untouched
+    state, forcing, doy, doy_next = _inputs(normalizer, batch)
+    with torch.no_grad():
+        assert not torch.allclose(plain(state, forcing, doy, doy_next)[0],
+                                  rotating(state, forcing, doy, doy_next)[0])
+
+
 def test_a_tiny_hybrid_overfits_a_fixed_batch(models, batch, tiny_config, tiny_data_dir):
     tiny_config["physics"]["substeps"] = 1
     model, normalizer, _ = build(load(tiny_config), "neuralogcm", tiny_data_dir, CPU)
