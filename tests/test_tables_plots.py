@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,7 +225,8 @@ def evaluated(tmp_path_factory, tiny_data_dir):
         pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.4],
                       "valid_loss": [0.9, 0.6, 0.5] if stateful else [0.8, 0.3, 0.2],
                       "seconds": [6.0, 9.0, 12.0],
-                      **({} if stateful else {"kappa": [1e3, 1.5e3, 2e3],
+                      # the unet's history is an old run's, without the steps column
+                      **({} if stateful else {"steps": [3, 2, 5], "kappa": [1e3, 1.5e3, 2e3],
                                               "viscosity": [1e4, 9e3, 8e3]})}).to_csv(
             history, index=False)
         paths[name] = {"rollout": store, "scores": out, "history": history}
@@ -269,16 +274,35 @@ def test_table_verbs_write_csv_and_captioned_markdown(evaluated, tiny_data_dir):
     assert " never |" in (root / "tables" / "stability.md").read_text()
 
 
-def test_speed_table(evaluated, tiny_data_dir):
+def test_speed_table(evaluated, caplog):
     root, config, paths, cfg, _ = evaluated
-    frame, markdown = speed_table([p["rollout"] for p in paths.values()],
-                                 [p["history"] for p in paths.values()], tiny_data_dir, cfg)
-    # train 2018: 364 one-day windows, batch 4 -> 91 steps, cut to max_steps_per_epoch = 3;
-    # train.epochs = 2: the third epoch of the history would be multistep fine-tuning.
-    assert frame.loc["neuralogcm", "train_seconds_per_step"] == pytest.approx((6 + 9) / 2 / 3)
+    with caplog.at_level(logging.WARNING, logger="neuralogcm.tables"):
+        frame, markdown = speed_table([p["rollout"] for p in paths.values()],
+                                     [p["history"] for p in paths.values()], cfg)
+    # history.csv: seconds 6, 9 over steps 3, 2 in the one-day-window epochs (train.epochs = 2:
+    # the third epoch, 12 s over 5 steps, would be multistep fine-tuning)
+    assert frame.loc["neuralogcm", "train_seconds_per_step"] == pytest.approx((6 + 9) / (3 + 2))
+    # a history without a steps column (an older run): an empty cell and a warning naming it
+    assert np.isnan(frame.loc["unet", "train_seconds_per_step"])
+    assert str(paths["unet"]["history"]) in caplog.text and "steps" in caplog.text
+    row = next(line for line in markdown.splitlines() if line.startswith("| unet"))
+    assert row.split("|")[2].strip() == ""
     sec = frame.loc["unet", "rollout_seconds_per_simulated_day"]
     assert frame.loc["unet", "simulated_years_per_day"] == pytest.approx(86400 / sec / 365)
-    assert "3 steps of batch 4" in markdown
+    assert "optimiser steps of those epochs, batch 4 per process" in markdown
+
+
+def test_speed_verb_reads_files_only(evaluated, tmp_path):
+    """The speed verb needs no data stores: it never imports neuralogcm.data."""
+    root, config, paths, cfg, _ = evaluated
+    out = tmp_path / "speed.csv"
+    args = ["table", "speed", "--config", str(config), "--rollouts",
+            str(paths["neuralogcm"]["rollout"]), "--histories",
+            str(paths["neuralogcm"]["history"]), "--out", str(out)]
+    code = ("import sys; from neuralogcm.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'neuralogcm.data' not in sys.modules; sys.exit(rc)")
+    subprocess.run([sys.executable, "-c", code, *args], check=True)
+    assert pd.read_csv(out, index_col=0).loc["neuralogcm", "train_seconds_per_step"] == 3.0
 
 
 def test_figures(evaluated, tiny_data_dir):

@@ -253,6 +253,44 @@ def test_unrolled_loss_feeds_forecasts_back_and_carries_the_hidden_state(tiny_da
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_window_recomputes_its_days_in_backward_with_the_same_gradients(tiny_data_dir,
+                                                                          monkeypatch):
+    """The hybrid (physics core and corrector) on a 3-day window: each day is recomputed in
+    backward, and loss and gradients equal those of the stored graph."""
+    from conftest import TINY_CONFIG
+
+    from neuralogcm.checkpoint import build
+
+    model, normalizer, data = build(load(TINY_CONFIG), "neuralogcm", tiny_data_dir, "cpu")
+    with torch.no_grad():  # a corrector that acts (its output layer starts at zero)
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    window = WindowDataset(data, [2018], steps=3)[40]
+    batch = {k: v[None].repeat(2, *[1] * v.ndim) for k, v in window.items()}
+
+    def run(store_graph):
+        if store_graph:
+            monkeypatch.setattr(train_module, "recompute",
+                                lambda f, *a, use_reentrant: f(*a))
+        model.zero_grad()
+        loss = WindowLoss(model, normalizer, amp=False, channels_last=False)(
+            batch["state"], batch["forcing"], batch["doy"])
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    counted = []
+    original = train_module.recompute
+    monkeypatch.setattr(train_module, "recompute",
+                        lambda *a, **k: counted.append(1) or original(*a, **k))
+    loss, grads = run(store_graph=False)
+    assert len(counted) == 3
+    reference, expected = run(store_graph=True)
+    assert loss == pytest.approx(reference, rel=1e-6)
+    assert any(g.abs().max() > 0 for g in expected)
+    for g, e in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-9)
+
+
 def test_multistep_fine_tuning_of_a_stateful_baseline(tiny_data_dir, tmp_path, monkeypatch,
                                                      tiny_config):
     tiny_config["models"]["convlstm"] = {"arch": "convlstm", "hidden": 4, "layers": 1}
@@ -264,8 +302,51 @@ def test_multistep_fine_tuning_of_a_stateful_baseline(tiny_data_dir, tmp_path, m
     assert len(losses) == 2 + 2 * 3  # one day per step, then three
     np.testing.assert_allclose(history["train_loss"], [np.mean(losses[:2]), np.mean(losses[2:])])
     assert list(history.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
-                                     "window_days", "lr"]
-    assert history["window_days"].tolist() == [1, 3]
+                                     "window_days", "steps", "lr"]
+    assert history["window_days"].tolist() == [1, 3] and history["steps"].tolist() == [2, 2]
+
+
+def test_a_finished_run_extended_by_a_fine_tuning_stage_continues(tiny_data_dir, tmp_path,
+                                                                  monkeypatch, tiny_config):
+    """A list of fine-tuning stages whose first is a finished run's: that run's last.pt goes on
+    with the new stage alone, exactly as a run of the whole list from scratch; a list whose first
+    stage differs starts from scratch."""
+    tiny_config["models"]["unet"] = {"arch": "unet", "width": 4, "depth": 1}
+    first = {"steps": 2, "epochs": 1, "lr": 2e-3}
+    tiny_config["train"].update(epochs=1, max_steps_per_epoch=2, multistep=first)
+    train(load(tiny_config), "unet", tiny_data_dir, tmp_path / "run")
+    (tmp_path / "run" / "history.csv").write_text(  # as written before the steps column
+        pd.read_csv(tmp_path / "run" / "history.csv").drop(columns="steps").to_csv(index=False))
+    tiny_config["train"]["multistep"] = [first, {"steps": 3, "epochs": 1, "lr": 5e-4,
+                                                 "max_steps_per_epoch": 1}]
+    runs = {}
+    for name, resume in (("run", True), ("scratch", False)):
+        losses = []
+        with monkeypatch.context() as mp:
+            recorder(mp, losses)
+            history = train(load(tiny_config), "unet", tiny_data_dir, tmp_path / name, resume)
+        runs[name] = losses, history
+    losses, history = runs["run"]
+    assert len(losses) == 3  # one step of a 3-day window: the finished stages are not redone
+    assert runs["scratch"][0][-3:] == losses
+    pd.testing.assert_frame_equal(history.drop(columns=["seconds", "machine"]),
+                                  runs["scratch"][1].drop(columns=["seconds", "machine"]))
+    assert history["window_days"].tolist() == [1, 2, 3] and history["steps"].tolist() == [2, 2, 1]
+    np.testing.assert_allclose(history["lr"], [1e-3, 2e-3, 5e-4])
+    tiny_config["train"]["multistep"][0]["steps"] = 4  # not the finished run's first stage
+    losses = []
+    recorder(monkeypatch, losses)
+    train(load(tiny_config), "unet", tiny_data_dir, tmp_path / "run", resume=True)
+    assert len(losses) == 2 + 2 * 4 + 3
+
+
+@pytest.mark.parametrize("multistep, message", [
+    ([], "an empty list"), ([{"steps": 1, "epochs": 2}], "steps >= 2 and epochs >= 1"),
+    ([{"steps": 3, "epochs": 0}], "steps >= 2 and epochs >= 1")])
+def test_a_bad_list_of_fine_tuning_stages_names_the_key(tiny_config, multistep, message):
+    tiny_config["train"]["multistep"] = multistep
+    with pytest.raises(ConfigError, match=f"train.multistep.*{message}"):
+        load(tiny_config)
 
 
 def test_early_stopping_cosine_lr_and_the_last_stage_best(tiny_data_dir, tmp_path, monkeypatch,

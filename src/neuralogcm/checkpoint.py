@@ -36,6 +36,7 @@ from neuralogcm.models.registry import build_model
 log = logging.getLogger(__name__)
 
 RESUMABLE_CHANGES = ("epochs", "num_workers", "cache_gb", "compile", "channels_last")
+PHYSICS_SPEED = ("compile",)  # physics settings that change the speed, not the weights
 ZARR_METADATA = ("zarr.json", ".zmetadata", ".zattrs", ".zgroup")
 
 
@@ -98,18 +99,37 @@ def inputs_digest(data_dir: str | Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(cfg: Config, model_name: str, data_dir: str | Path) -> str:
+def fingerprint(cfg: Config, model_name: str, data_dir: str | Path,
+                stages: int | None = None) -> str:
     """Digest of what a resumed run must share with the run that wrote last.pt: the settings
     that shape the weights (not the epoch counts nor how fast it runs; `physics` only for a
-    model with the physics core) and the input data (:func:`inputs_digest`)."""
+    model with the physics core) and the input data (:func:`inputs_digest`). ``stages``: of
+    ``train.multistep``'s fine-tuning stages only the first that many (a shorter run)."""
     dump = cfg.model_dump(mode="json")
     train = {k: v for k, v in dump["train"].items() if k not in RESUMABLE_CHANGES}
-    train["multistep"] = dict(train["multistep"], epochs=None)
+    tuning = train["multistep"] if isinstance(train["multistep"], list) else [train["multistep"]]
+    # a setting added later enters only when set, so an older run's last.pt stays resumable
+    tuning = [{k: v for k, v in dict(m, epochs=None).items()
+               if v is not None or k != "max_steps_per_epoch"} for m in tuning[:stages]]
+    train["multistep"] = tuning[0] if len(tuning) == 1 else tuning
     model = dump["models"][model_name]
+    physics = {k: v for k, v in dump["physics"].items() if k not in PHYSICS_SPEED}
     keep = {"data": dump["data"], "grid": dump["grid"], "train": train, "model": model,
-            "name": model_name, "physics": dump["physics"] if uses_physics(model) else None,
+            "name": model_name, "physics": physics if uses_physics(model) else None,
             "inputs": inputs_digest(data_dir)}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def shorter_runs(cfg: Config, model_name: str, data_dir: str | Path) -> dict[str, int]:
+    """{fingerprint: epochs} of the runs this one extends: the same settings with only the
+    first k of its fine-tuning stages (k >= 1), finished after that many epochs. Their last.pt
+    continues with the later stages (say 15-day windows after a finished 5-day stage)."""
+    tuning = cfg.train.multistep
+    if not isinstance(tuning, list):
+        return {}
+    ends = cfg.train.epochs + np.cumsum([m.epochs for m in tuning])
+    return {fingerprint(cfg, model_name, data_dir, k): int(ends[k - 1])
+            for k in range(1, len(tuning))}
 
 
 def save(payload: dict, path: Path) -> None:
@@ -186,20 +206,25 @@ def final_payload(cfg: Config, model_name: str, progress: Progress) -> dict:
 
 
 def resumable(path: Path, fingerprint: str, model_name: str, epochs: int,
-              device: torch.device) -> dict | None:
+              device: torch.device, shorter: dict[str, int] | None = None) -> dict | None:
     """The payload of the last.pt at ``path`` if it is of an unfinished run (``epochs``: this
-    run's) with this fingerprint; None, with the reason logged, otherwise."""
+    run's) with this fingerprint, or of a finished run that this one extends (``shorter``:
+    :func:`shorter_runs`); None, with the reason logged, otherwise."""
     if not path.exists():
         log.info("no %s: starting from scratch", path)
         return None
     payload = read(path, device)
+    ends = (shorter or {}).get(payload.get("fingerprint"))
+    if ends is not None and payload["step"] == 0 and payload["epoch"] == ends:
+        log.info("%s: continuing the finished run of %s (%d epochs) with the later fine-tuning "
+                 "stages", model_name, path, ends)
+        return payload
     if payload.get("fingerprint") != fingerprint:
         log.warning("not resuming from %s: it was written for a different configuration or "
                     "input data (data, grid, physics, train, models.%s or the stores in the "
                     "data dir changed); starting from scratch", path, model_name)
         return None
-    train_cfg = payload["config"]["train"]
-    planned = train_cfg["epochs"] + train_cfg["multistep"]["epochs"]
+    planned = sum(stage.epochs for stage in validate(payload["config"]).train.stages())
     if payload["step"] == 0 and payload["epoch"] >= min(planned, epochs):
         log.info("not resuming from %s: its run finished (%d epochs); starting from scratch",
                  path, payload["epoch"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -151,12 +152,26 @@ class PhysicsConfig(Section):
     per_level: bool = True  # one coefficient per group and depth level (False: one per group)
     polar_latitude: float = Field(60.0, gt=0, lt=90)  # deg, zonal diffusion scaling starts
     checkpoint: bool = True  # recompute sub-steps in backward (memory ~ 1 sub-step, not a day)
+    compile: bool = False  # torch.compile the sub-step (cold: minutes of compiling per process
+    # and batch shape on a CPU; cached in the inductor cache after that); False: eager
 
 
 class MultistepConfig(Section):
     steps: int = Field(1, ge=1)  # unrolled days in the loss; 1 = the paper's one-step training
     epochs: int = Field(0, ge=0)  # extra fine-tuning epochs with the unrolled loss
     lr: float | None = Field(None, gt=0)  # learning rate of the fine-tuning; None: train.lr
+    max_steps_per_epoch: int | None = Field(None, ge=1)  # None: train.max_steps_per_epoch
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage: ``epochs`` epochs on ``steps``-day windows at base rate ``lr``, at most
+    ``max_steps`` optimiser steps an epoch (None: all windows)."""
+
+    steps: int
+    epochs: int
+    lr: float
+    max_steps: int | None
 
 
 class TrainConfig(Section):
@@ -175,7 +190,28 @@ class TrainConfig(Section):
     compile: bool = False
     channels_last: bool = False
     seed: int = 0
-    multistep: MultistepConfig = MultistepConfig()
+    # fine-tuning after the one-day stage: one stage, or a list run in order (e.g. 5 then 15 days)
+    multistep: MultistepConfig | list[MultistepConfig] = MultistepConfig()
+
+    @field_validator("multistep")
+    @classmethod
+    def _fine_tuning_stages(cls, value):
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list: leave the key out for no fine-tuning")
+            for stage in value:
+                if stage.steps < 2 or stage.epochs < 1:
+                    raise ValueError(f"each listed stage needs steps >= 2 and epochs >= 1, got "
+                                     f"steps={stage.steps}, epochs={stage.epochs}")
+        return value
+
+    def stages(self) -> list[Stage]:
+        """The one-day stage, then the fine-tuning stages that have epochs."""
+        tuning = self.multistep if isinstance(self.multistep, list) else [self.multistep]
+        return [Stage(1, self.epochs, self.lr, self.max_steps_per_epoch)] + [
+            Stage(m.steps, m.epochs, m.lr or self.lr,
+                  m.max_steps_per_epoch or self.max_steps_per_epoch)
+            for m in tuning if m.epochs]
 
 
 class EvaluateConfig(Section):

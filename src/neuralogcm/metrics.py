@@ -20,11 +20,21 @@ day, for the long runs and for the start-date runs (the earliest over the runs).
 
 The verb writes a tidy CSV: one row per (metric, channel, lead) with columns model, metric,
 variable, level, depth, lead, value, units; stability rows have no channel or lead.
+
+The scores are computed on named dimensions with xarray, the way WeatherBench2 does: a forecast
+and its truth are DataArrays (lead, channel, lat, lon) of one start date (``day`` for the long
+runs), the area weights (channel, lat, lon) (:func:`area_weights`); a spatial mean is
+``weighted(weights).mean(("lat", "lon"), skipna=False)`` of a field set to 0 on land, the scores
+of the start dates are stacked along ``start`` and averaged with ``mean("start", skipna=False)``
+(skipna=False throughout: a NaN must make the score NaN, never be skipped). Arithmetic runs with
+``arithmetic_join="exact"``: fields whose coordinates differ raise instead of being cut to their
+common cells. The stores are read one start date (long runs: 32 days) at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -38,7 +48,6 @@ from neuralogcm.channels import (
     PERIODIC,
     channel_level,
     channel_variable,
-    variable_slice,
 )
 from neuralogcm.config import load
 from neuralogcm.errors import DataError
@@ -50,80 +59,115 @@ log = logging.getLogger(__name__)
 REFERENCES = {"persistence": "persistence", "damped_persistence": "damped persistence",
               "climatology": "climatology"}
 
+SPACE = ("lat", "lon")
+
+
+def _exact(func):
+    """Run ``func`` with xarray arithmetic that raises where coordinates differ (instead of
+    silently keeping the cells the operands have in common)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with xr.set_options(arithmetic_join="exact"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
 
 def ocean_weights(lat: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Area weights cos(lat) on ocean cells, 0 on land: lat (H,) deg, mask (..., H, W) bool."""
+    """Area weights cos(lat) on ocean cells, 0 on land, as a plain array: lat (H,) deg, mask
+    (..., H, W) bool. The named-dimension form is :func:`area_weights`."""
     return np.cos(np.deg2rad(lat))[:, None] * mask
 
 
-def area_mean(field: np.ndarray, weights: np.ndarray, axis=(-2, -1)) -> np.ndarray:
-    """Weighted mean over ``axis`` (default lat, lon): field (..., H, W), weights broadcastable
-    to it and 0 on land -> (...). Land values are dropped (NaN there is fine); a NaN on an ocean
-    cell propagates."""
-    ocean = np.where(weights > 0, field, 0.0)
-    return (ocean * weights).sum(axis=axis) / np.sum(weights, axis=axis)
+def area_weights(mask: xr.DataArray) -> xr.DataArray:
+    """Area weights cos(lat) on the ocean cells of ``mask`` (bool, dims (..., lat, lon) with a
+    ``lat`` coordinate in degrees), 0 on land; dims and coordinates of ``mask``."""
+    return (np.cos(np.deg2rad(mask["lat"])) * mask).transpose(*mask.dims)
 
 
-def spatial_scores(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray,
-                   clim: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per-sample spatial scores of pred vs truth, both (..., H, W) in the same units.
+def _weighted_mean(field: xr.DataArray, weights: xr.DataArray, dims) -> xr.DataArray:
+    """Weighted mean over ``dims`` of a field that is 0 (not NaN) wherever the weight is 0;
+    skipna=False: a NaN makes the mean NaN."""
+    return field.weighted(weights).mean(dims, skipna=False)
 
-    Returns ``mse`` and ``mean_error`` (...); with a climatology ``clim`` (..., H, W) also ``acc``
-    (...), the uncentred anomaly correlation.
+
+@_exact
+def area_mean(field: xr.DataArray, weights: xr.DataArray,
+              dims: tuple[str, ...] = SPACE) -> xr.DataArray:
+    """Area-weighted mean of ``field`` over ``dims`` (default lat, lon) with ``weights`` 0 on land
+    (:func:`area_weights`): land values never enter (a NaN there is fine), a NaN on an ocean cell
+    makes the mean NaN."""
+    return _weighted_mean(field.where(weights > 0, 0.0), weights, dims)
+
+
+@_exact
+def spatial_scores(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray,
+                   clim: xr.DataArray | None = None) -> xr.Dataset:
+    """Spatial scores of ``forecast`` vs ``truth`` (..., lat, lon), same units, per cell of their
+    other dims: ``mse`` (area-weighted mean square error) and ``mean_error``; with a climatology
+    ``clim`` also ``acc``, the uncentred anomaly correlation (0 for a forecast with no anomaly).
     """
     ocean = weights > 0
-    normalised = weights / weights.sum(axis=(-2, -1), keepdims=True)
+    forecast, truth = forecast.where(ocean, 0.0), truth.where(ocean, 0.0)
 
-    def mean(x):  # x is 0 on land already
-        return np.einsum("...hw,...hw->...", x, normalised)
+    def mean(x):
+        return _weighted_mean(x, weights, SPACE)
 
-    pred, truth = np.where(ocean, pred, 0.0), np.where(ocean, truth, 0.0)
-    error = pred - truth
-    scores = {"mse": mean(error * error), "mean_error": mean(error)}
+    error = forecast - truth
+    scores = xr.Dataset({"mse": mean(error * error), "mean_error": mean(error)})
     if clim is not None:
-        clim = np.where(ocean, clim, 0.0)
-        a, b = pred - clim, truth - clim
+        clim = clim.where(ocean, 0.0)
+        a, b = forecast - clim, truth - clim
         a2 = mean(a * a)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scores["acc"] = np.where(a2 == 0, 0.0, mean(a * b) / np.sqrt(a2 * mean(b * b)))
+            scores["acc"] = xr.where(a2 == 0, 0.0, mean(a * b) / np.sqrt(a2 * mean(b * b)))
     return scores
 
 
-def area_weighted_rmse(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """RMSE over samples (axis 0, start dates) of (S, ..., H, W) fields -> (...): the area mean
-    square error over space, then the mean over samples, then the square root."""
-    return np.sqrt(spatial_scores(pred, truth, weights)["mse"].mean(axis=0))
+def area_weighted_rmse(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray,
+                       dim: str = "start") -> xr.DataArray:
+    """RMSE over the samples ``dim`` (start dates): the area mean square error over space, then
+    the mean over samples, then the square root."""
+    return np.sqrt(spatial_scores(forecast, truth, weights)["mse"].mean(dim, skipna=False))
 
 
-def bias(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mean over samples (axis 0) of the area-weighted mean of pred - truth:
-    (S, ..., H, W) -> (...)."""
-    return spatial_scores(pred, truth, weights)["mean_error"].mean(axis=0)
+def bias(forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray,
+         dim: str = "start") -> xr.DataArray:
+    """Mean over the samples ``dim`` of the area-weighted mean of forecast - truth."""
+    return spatial_scores(forecast, truth, weights)["mean_error"].mean(dim, skipna=False)
 
 
-def acc(pred: np.ndarray, truth: np.ndarray, clim: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Anomaly correlation w.r.t. ``clim``, per sample over space, then the mean over samples
-    (axis 0): (S, ..., H, W) -> (...)."""
-    return spatial_scores(pred, truth, weights, clim)["acc"].mean(axis=0)
+def acc(forecast: xr.DataArray, truth: xr.DataArray, clim: xr.DataArray, weights: xr.DataArray,
+        dim: str = "start") -> xr.DataArray:
+    """Anomaly correlation w.r.t. ``clim``, per sample over space, then the mean over the
+    samples ``dim``."""
+    return spatial_scores(forecast, truth, weights, clim)["acc"].mean(dim, skipna=False)
 
 
-def global_mean(field: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Area-weighted mean over all ocean cells of all levels: (..., L, H, W) -> (...)."""
-    return area_mean(field, weights, axis=(-3, -2, -1))
+def global_mean(field: xr.DataArray, weights: xr.DataArray) -> xr.DataArray:
+    """Area-weighted mean over all ocean cells of all levels: over channel, lat and lon."""
+    return area_mean(field, weights, ("channel", *SPACE))
 
 
-def first_days_out(pred: np.ndarray, mask: np.ndarray, variables: list[str],
-                   bounds: dict[str, tuple[float, float]]) -> tuple[int | None, int | None]:
-    """First lead day (1-based) on which any ocean value of any channel is non-finite or outside
-    its variable's (min, max) bounds, and the first on which one is non-finite; None where there
-    is none: pred (days, C, H, W), mask (C, H, W) bool."""
-    low = np.array([bounds[v][0] for v in variables])[:, None, None]
-    high = np.array([bounds[v][1] for v in variables])[:, None, None]
+@_exact
+def first_days_out(forecast: xr.DataArray, mask: xr.DataArray,
+                   bounds: dict[str, tuple[float, float]], dim: str = "lead"
+                   ) -> tuple[int | None, int | None]:
+    """First day (the ``dim`` coordinate: lead day or day of a long run) on which any ocean value
+    of any channel is non-finite or outside its variable's (min, max) ``bounds``, and the first
+    on which one is non-finite; None where there is none: forecast (dim, channel, lat, lon) with
+    a ``variable`` coordinate on channel, mask (channel, lat, lon) bool."""
+    variables = [str(v) for v in forecast["variable"].values]
+    low = xr.DataArray([bounds[v][0] for v in variables], dims="channel")
+    high = xr.DataArray([bounds[v][1] for v in variables], dims="channel")
     with np.errstate(invalid="ignore"):
-        inside = (pred >= low) & (pred <= high)  # False for NaN and inf
-    out = (~inside & mask).any(axis=(1, 2, 3))
-    nonfinite = (~np.isfinite(pred) & mask).any(axis=(1, 2, 3))
-    return tuple(int(np.argmax(bad)) + 1 if bad.any() else None for bad in (out, nonfinite))
+        inside = (forecast >= low) & (forecast <= high)  # False for NaN and inf
+    cells = ("channel", *SPACE)
+    out = (~inside & mask).any(cells)
+    nonfinite = (~np.isfinite(forecast) & mask).any(cells)
+    return tuple(int(bad[dim].values[int(bad.argmax(dim))]) if bool(bad.any()) else None
+                 for bad in (out, nonfinite))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,64 +216,78 @@ class Truth:
         return self.clim[day_index(dates)]
 
 
-def _channel_table(values: np.ndarray, metric: str, leads: np.ndarray, variables: list[str],
+def _channel_table(values: xr.DataArray, metric: str, variables: list[str],
                    levels: np.ndarray, depths: np.ndarray, units: list[str]) -> pd.DataFrame:
-    """Rows for a (lead, C) array of scores."""
-    n_lead, n_chan = values.shape
+    """Rows for (lead, channel) scores, lead-major."""
+    leads = values["lead"].values
+    n_lead, n_chan = len(leads), len(variables)
     return pd.DataFrame({
         "metric": metric,
         "variable": np.tile(variables, n_lead),
         "level": np.tile(levels, n_lead),
         "depth": np.tile(depths, n_lead),
         "lead": np.repeat(leads, n_chan),
-        "value": values.ravel(),
+        "value": values.transpose("lead", "channel").values.ravel(),
         "units": np.tile(units, n_lead),
     })
 
 
-def score_rollout(rollout: xr.Dataset, truth: Truth, std: np.ndarray, lat: np.ndarray,
-                  mask: np.ndarray, bounds: dict[str, tuple[float, float]]) -> pd.DataFrame:
+def _check_channels(rollout: xr.Dataset, n_levels: int) -> None:
+    """The rollout's channels must be the data stores' (the truth is matched by position)."""
+    stored = [str(v) for v in rollout["variable"].values]
+    if stored != channel_variable(n_levels):
+        raise DataError(f"the rollout's channels (variables {stored}) are not those of the data "
+                        f"stores with {n_levels} levels ({channel_variable(n_levels)})")
+
+
+def _like(field: xr.DataArray, values: np.ndarray) -> xr.DataArray:
+    """``values`` with the dims and coordinates of ``field`` (the truth of a forecast)."""
+    return field.copy(data=values)
+
+
+def score_rollout(rollout: xr.Dataset, truth: Truth, std: xr.DataArray, mask: xr.DataArray,
+                  bounds: dict[str, tuple[float, float]]) -> pd.DataFrame:
     """All scores of one model's rollout store as a tidy table (columns SCORE_COLUMNS[1:]).
 
-    std (C,) per-channel standard deviation of the normalised space; mask (C, H, W) bool.
+    std (channel): per-channel standard deviation of the normalised space; mask (channel, lat,
+    lon) bool with the rollout's coordinates (:func:`channel_mask`). The store is read one start
+    date at a time.
     """
     n_levels = truth.n_levels
+    _check_channels(rollout, n_levels)
     variables = channel_variable(n_levels)
     levels = channel_level(n_levels)
     depths = np.where(np.array(variables) == "zos", 0.0, np.asarray(truth.data.depths)[levels])
     units = [CF[v]["units"] for v in variables]
-    weights = ocean_weights(lat, mask)
-    periodic = np.isin(variables, PERIODIC)
-    leads = rollout["lead"].values
+    weights = area_weights(mask)
 
-    per_start = {"mse": [], "mean_error": [], "acc": [], "mse_norm": []}
+    per_start = []
     start_days = []  # (first day out of bounds, first non-finite day) per start-date run
-    for s, start in enumerate(pd.DatetimeIndex(rollout["start"].values)):
-        dates = start + pd.to_timedelta(leads, unit="D")
-        pred = rollout["prediction"].isel(start=s).values
-        true = truth.states(dates)
-        scores = spatial_scores(pred, true, weights, truth.climatology(dates))
-        per_start["mse"].append(scores["mse"])
-        per_start["mean_error"].append(scores["mean_error"])
-        per_start["acc"].append(scores["acc"])
-        per_start["mse_norm"].append((scores["mse"] / std**2).mean(axis=-1))
-        start_days.append(first_days_out(pred, mask, variables, bounds))
-        log.info("scored start %s", start.date())
-    mean = {k: np.mean(v, axis=0) for k, v in per_start.items()}
+    for s in range(rollout.sizes["start"]):
+        forecast = rollout["prediction"].isel(start=s).load()  # (lead, channel, lat, lon)
+        dates = pd.DatetimeIndex(forecast["valid_time"].values)
+        scores = spatial_scores(forecast, _like(forecast, truth.states(dates)), weights,
+                                _like(forecast, truth.climatology(dates)))
+        scores["mse_norm"] = (scores["mse"] / std**2).mean("channel", skipna=False)
+        per_start.append(scores.drop_vars("valid_time"))
+        start_days.append(first_days_out(forecast, mask, bounds, "lead"))
+        log.info("scored start %s", pd.Timestamp(forecast["start"].values).date())
+    mean = xr.concat(per_start, "start").mean("start", skipna=False)
 
-    args = (leads, variables, levels, depths, units)
+    args = (variables, levels, depths, units)
     frames = [_channel_table(np.sqrt(mean["mse"]), "rmse", *args),
               _channel_table(mean["mean_error"], "bias", *args)]
+    periodic = np.isin(variables, PERIODIC)
     acc_rows = _channel_table(mean["acc"], "acc", *args)
-    frames.append(acc_rows[np.tile(periodic, len(leads))].assign(units="1"))
+    frames.append(acc_rows[np.tile(periodic, mean.sizes["lead"])].assign(units="1"))
     frames.append(pd.DataFrame({"metric": "rmse_norm", "variable": "all", "level": -1,
-                                "depth": np.nan, "lead": leads,
-                                "value": np.sqrt(mean["mse_norm"]), "units": "1"}))
-    frames.append(stability_scores(rollout, truth, mask, weights, bounds, start_days))
+                                "depth": np.nan, "lead": mean["lead"].values,
+                                "value": np.sqrt(mean["mse_norm"].values), "units": "1"}))
+    frames.append(stability_scores(rollout, truth, mask, bounds, start_days))
     return pd.concat(frames, ignore_index=True)
 
 
-def stability_scores(rollout: xr.Dataset, truth: Truth, mask: np.ndarray, weights: np.ndarray,
+def stability_scores(rollout: xr.Dataset, truth: Truth, mask: xr.DataArray,
                      bounds: dict[str, tuple[float, float]],
                      start_days: list[tuple[int | None, int | None]],
                      block: int = 32) -> pd.DataFrame:
@@ -243,28 +301,28 @@ def stability_scores(rollout: xr.Dataset, truth: Truth, mask: np.ndarray, weight
     ``first_day_out_of_bounds_starts``, ``first_day_nonfinite_starts``: the same for the
     start-date runs, from their :func:`first_days_out` ``start_days``.
     """
-    n_levels = truth.n_levels
-    variables = channel_variable(n_levels)
+    weights = area_weights(mask)
     n_days = rollout.sizes["day"]
     long_days, drifts = [], {"thetao": [], "so": []}
-    for s, start in enumerate(pd.DatetimeIndex(rollout["long_start"].values)):
-        run = rollout["long_prediction"].isel(long_start=s)
+    for s in range(rollout.sizes["long_start"]):
+        run = rollout["long_prediction"].isel(long_start=s)  # (day, channel, lat, lon)
         days = [None, None]  # out of bounds, non-finite
         for first in range(0, n_days, block):
-            found = first_days_out(run.isel(day=slice(first, first + block)).values, mask,
-                                   variables, bounds)
-            for k, day in enumerate(found):
-                if days[k] is None and day is not None:
-                    days[k] = first + day
+            found = first_days_out(run.isel(day=slice(first, first + block)).load(), mask,
+                                   bounds, "day")
+            days = [old if old is not None else new for old, new in zip(days, found, strict=True)]
             if days[1] is not None:
                 break
         long_days.append(tuple(days))
-        last_day = pd.DatetimeIndex([start + pd.Timedelta(days=int(run["day"].values[-1]))])
-        true, pred = truth.states(last_day)[0], run.isel(day=-1).values
+        forecast = run.isel(day=-1).load()  # (channel, lat, lon)
+        last_day = pd.DatetimeIndex([pd.Timestamp(forecast["long_start"].values)
+                                     + pd.Timedelta(days=int(forecast["day"]))])
+        true = _like(forecast, truth.states(last_day)[0])
         for var in drifts:
-            sl = variable_slice(var, n_levels)
-            drifts[var].append(global_mean(pred[sl], weights[sl])
-                               - global_mean(true[sl], weights[sl]))
+            channels = (forecast["variable"] == var).values
+            w = weights.isel(channel=channels)
+            drifts[var].append(float(global_mean(forecast.isel(channel=channels), w)
+                                     - global_mean(true.isel(channel=channels), w)))
 
     def earliest(runs, k):
         days = [d[k] for d in runs if d[k] is not None]
@@ -284,6 +342,17 @@ def stability_scores(rollout: xr.Dataset, truth: Truth, mask: np.ndarray, weight
                           "lead": np.nan, "value": x, "units": u} for m, v, x, u in rows])
 
 
+def channel_mask(rollout: xr.Dataset, mask: np.ndarray) -> xr.DataArray:
+    """The land mask of each of the rollout's channels (its level's): (channel, lat, lon) bool
+    with the rollout's coordinates, from ``mask`` (depth, lat, lon) of mask.nc."""
+    template = rollout["prediction"].isel(start=0, lead=0, drop=True)
+    per_channel = mask[channel_level(mask.shape[0])]
+    if per_channel.shape != template.shape:
+        raise DataError(f"mask.nc gives channel masks of shape {per_channel.shape}; the rollout "
+                        f"has (channel, lat, lon) = {template.shape}")
+    return template.copy(data=per_channel)
+
+
 def cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--model", required=True)
@@ -295,14 +364,13 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
 def cli_main(args: argparse.Namespace) -> None:
     cfg = load(args.config)
     rollout = open_rollout(args.rollout)
-    mask = xr.open_dataset(args.data_dir / "mask.nc")["mask"].values.astype(bool)
-    n_levels = mask.shape[0]
-    stats = xr.open_dataset(args.data_dir / "stats.nc")
-    channels = list(rollout["channel"].values)
-    std = stats["std"].sel(channel=channels).values.astype(np.float64)
+    with xr.open_dataset(args.data_dir / "mask.nc") as ds:
+        mask = channel_mask(rollout, ds["mask"].values.astype(bool))
+    with xr.open_dataset(args.data_dir / "stats.nc") as stats:
+        std = stats["std"].sel(channel=list(rollout["channel"].values)).values
     truth = Truth(args.data_dir)
-    scores = score_rollout(rollout, truth, std, rollout["lat"].values,
-                           mask[channel_level(n_levels)], dict(cfg.evaluate.bounds))
+    scores = score_rollout(rollout, truth, xr.DataArray(std.astype(np.float64), dims="channel"),
+                           mask, dict(cfg.evaluate.bounds))
     scores.insert(0, "model", args.model)
     write_scores(args.out, scores)
     log.info("wrote %d scores of %s to %s", len(scores), args.model, args.out)

@@ -93,7 +93,8 @@ def fig3_validation_loss(histories: dict[str, pd.DataFrame], cfg: Config, out: P
     ax.set_ylabel("validation loss (MSE, normalised)")
     fine = sorted(w for w in windows if w > 1)
     ax.set_title(f"Validation loss per epoch (run '{cfg.run}')"
-                 + (f"\ndashed: fine-tuning, validated on {fine[0]}-day windows" if fine else ""),
+                 + (f"\ndashed: fine-tuning, validated on {' then '.join(map(str, fine))}-day "
+                    "windows" if fine else ""),
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

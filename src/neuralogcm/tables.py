@@ -333,30 +333,33 @@ def stability_table(scores: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, st
     return wide, f"{caption}\n\n{_markdown(shown)}"
 
 
-def train_steps_per_epoch(cfg: Config, data_dir: Path) -> int:
-    """Optimiser steps of one one-day-window training epoch on one of the
-    ``resources.train.gpu`` processes (at least one), as ``neuralogcm train`` samples them."""
-    from neuralogcm.data import EpochSampler, OceanData, WindowDataset
+def train_seconds_per_step(history: pd.DataFrame, cfg: Config, path: Path) -> float:
+    """Training wall seconds per optimiser step of one process: the one-day-window epochs'
+    (``epoch <= train.epochs``, not the multistep fine-tuning) mean time divided by their mean
+    ``steps`` (the optimiser steps of the epoch per process that ``neuralogcm train`` records).
+    NaN, with a warning naming the file, for a history without steps (runs from before the
+    column)."""
+    one_day = history[history.epoch <= cfg.train.epochs]
+    if "steps" in one_day:
+        one_day = one_day[one_day["steps"] > 0]  # NaN: an epoch written without its steps
+    if "steps" not in one_day or one_day.empty:
+        log.warning("%s has no optimiser steps of its one-day-window epochs (a run from "
+                    "before history.csv had a steps column): no training seconds per step", path)
+        return np.nan
+    return float(one_day["seconds"].mean() / one_day["steps"].mean())
 
-    tc = cfg.train
-    windows = WindowDataset(OceanData(data_dir), cfg.data.years.split("train"), steps=1)
-    world = max(cfg.resources.train.gpu, 1)
-    return EpochSampler(windows, world, 0, tc.seed, tc.batch_size, tc.max_steps_per_epoch).steps
 
-
-def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg: Config
+def speed_table(rollouts: list[Path], histories: list[Path], cfg: Config
                 ) -> tuple[pd.DataFrame, str]:
     """Speed per model from the rollout stores' attributes and the training histories, and the
     captioned markdown."""
-    steps = train_steps_per_epoch(cfg, data_dir)
     rows, reference = [], None
     for store, history_path in zip(rollouts, histories, strict=True):
         attrs = open_rollout(store).attrs
         history = read_history(history_path)
-        one_day = history[history.epoch <= cfg.train.epochs]  # not the multistep fine-tuning
         rows.append({
             "model": attrs["model"],
-            "train_seconds_per_step": one_day.seconds.mean() / steps,
+            "train_seconds_per_step": train_seconds_per_step(history, cfg, history_path),
             "rollout_seconds_per_simulated_day": attrs["seconds_per_simulated_day"],
             "simulated_years_per_day": attrs["simulated_years_per_day"],
             "train_machine": history["machine"].iloc[-1] if "machine" in history
@@ -377,10 +380,12 @@ def speed_table(rollouts: list[Path], histories: list[Path], data_dir: Path, cfg
     frame = pd.DataFrame(rows + ([reference] if reference else [])).set_index("model")
     caption = (
         "Speed: training wall seconds per optimiser step (the mean one-day-window epoch time "
-        f"from history.csv, validation included, over its {steps} steps of batch "
-        f"{cfg.train.batch_size} per process), rollout wall seconds per simulated day of one "
-        "simulation (the long run alone in its batch, disk writes excluded) and simulated years "
-        "per day (SYPD = 86400 / seconds per simulated day / 365), on the machines named. "
+        "from history.csv, validation included, divided by the mean number of optimiser steps "
+        f"of those epochs, batch {cfg.train.batch_size} per process, that history.csv records; "
+        "empty for a run whose history has no steps column), rollout wall seconds per simulated "
+        "day of one simulation (the long run alone in its batch, disk writes excluded) and "
+        "simulated years per day (SYPD = 86400 / seconds per simulated day / 365), on the "
+        "machines named. "
         + (f"The '{PHYSICS_CORE}' row steps the physics core alone (fixed coefficients, "
            f"{substeps} sub-steps a day) in physical units for "
            f"{cfg.evaluate.speed_days} days." if reference else
@@ -418,14 +423,13 @@ def cli_arguments(parser: argparse.ArgumentParser) -> None:
                         help="speed: rollouts/{model}.zarr")
     parser.add_argument("--histories", nargs="+", type=Path, default=[],
                         help="speed: models/{model}/history.csv, in the order of --rollouts")
-    parser.add_argument("--data-dir", type=Path, help="speed: the data stores")
     parser.add_argument("--out", required=True, type=Path, help="<name>.csv (and <name>.md)")
 
 
 def cli_main(args: argparse.Namespace) -> None:
     cfg = load(args.config)
     if args.table == "speed":
-        frame, markdown = speed_table(args.rollouts, args.histories, args.data_dir, cfg)
+        frame, markdown = speed_table(args.rollouts, args.histories, cfg)
     else:
         build = {"table2": table2, "ablation": ablation_table, "variables": variables_table,
                  "stability": stability_table}

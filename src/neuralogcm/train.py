@@ -4,14 +4,14 @@
     torchrun --standalone --nproc-per-node=G -m neuralogcm.cli train ...        (DDP over G GPUs)
 
 Loss: the one-day MSE in normalised space over ocean cells only (paper Eq. 10), averaged over the
-days of an unrolled window (one day by default; ``train.multistep`` adds fine-tuning epochs with a
-k-day window, the model's own forecast fed back, validated on k-day windows too). AdamW with
-``train.lr`` (``multistep.lr`` when fine-tuning) and ``train.weight_decay``, held constant or
-cosine-decayed to 1/20 over each stage (``train.lr_schedule``); ``train.patience`` ends a stage
-after that many epochs without a lower validation loss (early stopping), and the checkpoint keeps
-the best epoch of the last stage. ``train.batch_size`` samples per process. Every model of the
-registry is trained alike through the :class:`~neuralogcm.models.base.ForecastModel` interface;
-a stateful model's hidden state starts empty in each window and is carried across its days.
+days of an unrolled window. Stages (``train.stages()``): one-day windows, then each fine-tuning
+stage of ``train.multistep`` (one or a list: k-day windows, the model's own forecast fed back,
+validated on k-day windows too). AdamW at each stage's rate and ``train.weight_decay``, constant
+or cosine-decayed to 1/20 over each stage (``train.lr_schedule``); ``train.patience`` ends a stage
+after that many epochs without a lower validation loss, and the checkpoint keeps the best epoch
+of the last stage. ``train.batch_size`` samples per process. Every model of the registry trains
+alike through :class:`~neuralogcm.models.base.ForecastModel`; a stateful model's hidden state
+starts empty in each window and is carried across its days.
 
 Outputs in --out-dir (rank 0 alone writes): history.csv (epoch, train_loss, valid_loss, seconds,
 the model's learned coefficients in m^2/s and the physics core's sub-steps), updated every
@@ -21,12 +21,13 @@ Snakemake runs it again. All three are written atomically.
 
 Resuming: with ``--resume`` the last.pt of an unfinished run with the same settings and the same
 input data (``checkpoint.fingerprint``; ``train.epochs`` may differ) continues exactly where it
-stopped: the next step sees the same batch and gives the same loss as an uninterrupted run. Any
-other last.pt (a finished run, other settings, rebuilt stores) is ignored and training starts
-from scratch, so a rerun that Snakemake decides on (-f, changed settings or inputs) really
-retrains. SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption) save last.pt
-after the current step and end the process with status 128 + signal, so the job is requeued or
-rerun with --resume.
+stopped: the next step sees the same batch and gives the same loss as an uninterrupted run; so
+does a finished run that this one extends by fine-tuning stages (``checkpoint.shorter_runs``).
+Any other last.pt (a finished run, other settings, rebuilt stores) is ignored and training
+starts from scratch, so a rerun that Snakemake decides on (-f, changed settings or inputs)
+really retrains. SIGTERM and SIGUSR1 (what Slurm sends before a time limit or preemption)
+save last.pt after the current step and end the process with status 128 + signal, so the job
+is requeued or rerun with --resume.
 A NaN or Inf loss stops training with a message naming the step; last.pt stays the last good one.
 """
 
@@ -37,17 +38,19 @@ import logging
 import math
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.checkpoint import checkpoint as recompute
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from neuralogcm import checkpoint
-from neuralogcm.config import Config, ConfigError, load
+from neuralogcm.config import Config, ConfigError, Stage, load
 from neuralogcm.data import EpochSampler, Normalizer, WindowDataset
 from neuralogcm.errors import UserError
 from neuralogcm.io import atomic_path
@@ -70,14 +73,13 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 class WindowLoss(nn.Module):
     """The mean one-day loss over an unrolled window of a batch: what DDP wraps and AdamW
     minimises. Normalisation runs here, on the device; bf16 autocast covers the model only (the
-    loss and a hybrid's physics core stay float32)."""
+    loss and a hybrid's physics core stay float32). A k-day window recomputes each day in backward:
+    memory of one day's graph, not k (the study's hybrid, 30 days of batch 8: 9.5 GB without)."""
 
     def __init__(self, model: ForecastModel, normalizer: Normalizer, amp: bool,
                  channels_last: bool) -> None:
         super().__init__()
-        self.model = model
-        self.normalizer = normalizer
-        self.amp = amp
+        self.model, self.normalizer, self.amp = model, normalizer, amp
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def forward(self, state: torch.Tensor, forcing: torch.Tensor,
@@ -85,12 +87,14 @@ class WindowLoss(nn.Module):
         """state (B, k+1, C, H, W) physical, NaN on land; forcing (B, k, F, H, W); doy (B, k+1)."""
         norm = self.normalizer
         x = norm.normalize_state(state[:, 0], doy[:, 0])
-        hidden, loss = None, 0.0
+        hidden, loss, step = None, 0.0, self.model
+        if forcing.shape[1] > 1 and torch.is_grad_enabled():
+            step = partial(recompute, self.model, use_reentrant=False)
         for k in range(forcing.shape[1]):
             f = norm.normalize_forcing(forcing[:, k]).contiguous(memory_format=self.memory_format)
             x = x.contiguous(memory_format=self.memory_format)
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                x, hidden = self.model(x, f, doy[:, k], doy[:, k + 1], hidden)
+                x, hidden = step(x, f, doy[:, k], doy[:, k + 1], hidden)
             target = norm.normalize_state(state[:, k + 1], doy[:, k + 1])
             loss = loss + masked_mse(x, target, norm.state_mask)
         return loss / forcing.shape[1]
@@ -101,8 +105,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Path,
                  ranks: Ranks) -> None:
-        self.cfg, self.model_name, self.ranks = cfg, model_name, ranks
-        self.out_dir = Path(out_dir)
+        self.cfg, self.model_name, self.ranks, self.out_dir = cfg, model_name, ranks, Path(out_dir)
         self.last_path = self.out_dir / "last.pt"
         tc = cfg.train
         self.model, self.normalizer, self.data = checkpoint.build(cfg, model_name, data_dir,
@@ -111,54 +114,51 @@ class Trainer:
         if tc.channels_last:
             self.model.to(memory_format=torch.channels_last)
         amp = tc.amp and ranks.device.type == "cuda"
-        self.loss = WindowLoss(self.model, self.normalizer, amp, tc.channels_last)
-        net = self.loss
+        self.loss = net = WindowLoss(self.model, self.normalizer, amp, tc.channels_last)
         if ranks.world > 1:
             net = DistributedDataParallel(net, broadcast_buffers=False)
         self.net = torch.compile(net) if tc.compile else net
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
                                            weight_decay=tc.weight_decay)
-        self.epochs = tc.epochs + tc.multistep.epochs
-        self.loaders: dict[int, DataLoader] = {}
+        self.stages = tc.stages()  # one-day training, then fine-tuning
+        self.epochs = sum(stage.epochs for stage in self.stages)
+        self.loaders: dict[tuple, DataLoader] = {}
         self.valid_sets: dict[int, WindowDataset] = {}
         self.progress = checkpoint.Progress()
 
-    def steps_of(self, epoch: int) -> int:
-        """Days in the loss window of an epoch: 1, then multistep.steps when fine-tuning."""
-        return 1 if epoch < self.cfg.train.epochs else self.cfg.train.multistep.steps
-
-    def stage_of(self, epoch: int) -> range:
-        """The epochs of the stage that ``epoch`` belongs to: one-day training, then the
-        multistep fine-tuning."""
-        tc = self.cfg.train
-        return range(0, tc.epochs) if epoch < tc.epochs else range(tc.epochs, self.epochs)
+    def stage_of(self, epoch: int) -> tuple[Stage, range]:
+        """The stage (of train.stages()) that ``epoch`` belongs to, and that stage's epochs."""
+        start = 0
+        for stage in self.stages:
+            if epoch < start + stage.epochs:
+                break
+            start += stage.epochs
+        return stage, range(start, start + stage.epochs)
 
     def lr_of(self, epoch: int) -> float:
-        """Learning rate of an epoch: the stage's base rate (train.lr, or multistep.lr when
-        fine-tuning), cosine-decayed to 1/20 of it over the stage's epochs when asked."""
-        tc = self.cfg.train
-        stage = self.stage_of(epoch)
-        base = tc.lr if stage.start == 0 else (tc.multistep.lr or tc.lr)
-        if tc.lr_schedule == "constant" or len(stage) == 1:
-            return base
-        done = (epoch - stage.start) / (len(stage) - 1)
-        return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
+        """The stage's rate, cosine-decayed to 1/20 over its epochs when train.lr_schedule."""
+        stage, epochs = self.stage_of(epoch)
+        if self.cfg.train.lr_schedule == "constant" or len(epochs) == 1:
+            return stage.lr
+        done = (epoch - epochs.start) / (len(epochs) - 1)
+        return stage.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
 
-    def loader(self, steps: int) -> DataLoader:
-        if steps not in self.loaders:
-            tc = self.cfg.train
+    def loader(self, stage: Stage) -> DataLoader:
+        key = (stage.steps, stage.max_steps)
+        if key not in self.loaders:
+            tc, steps = self.cfg.train, stage.steps
             dataset = WindowDataset(self.data, self.cfg.data.years.split("train"), steps)
             sampler = EpochSampler(dataset, self.ranks.world, self.ranks.rank, tc.seed,
-                                   tc.batch_size, tc.max_steps_per_epoch)
+                                   tc.batch_size, stage.max_steps)
             if sampler.steps == 0:
                 raise ConfigError(f"config key 'train.batch_size' = {tc.batch_size}: the "
                                   f"{len(dataset)} training windows give no full batch on "
                                   f"{self.ranks.world} process(es)")
-            self.loaders[steps] = DataLoader(
+            self.loaders[key] = DataLoader(
                 dataset, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers,
                 pin_memory=self.ranks.device.type == "cuda", drop_last=True,
                 persistent_workers=tc.num_workers > 0)
-        return self.loaders[steps]
+        return self.loaders[key]
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         return tuple(batch[k].to(self.ranks.device, non_blocking=True)
@@ -168,25 +168,26 @@ class Trainer:
 
     def save_last(self) -> None:
         if self.ranks.main:
-            payload = checkpoint.last_payload(self.cfg, self.model_name, self.fingerprint,
-                                              self.ranks.world, self.model, self.optimizer,
-                                              self.progress)
-            checkpoint.save(payload, self.last_path)
+            checkpoint.save(checkpoint.last_payload(
+                self.cfg, self.model_name, self.fingerprint, self.ranks.world, self.model,
+                self.optimizer, self.progress), self.last_path)
 
     def resume(self) -> None:
-        """Continue from last.pt if it is of an unfinished run with this configuration and
-        these input data (:func:`~neuralogcm.checkpoint.resumable`); else start from scratch."""
+        """Continue from last.pt if :func:`~neuralogcm.checkpoint.resumable` says so."""
+        shorter = checkpoint.shorter_runs(self.cfg, self.model_name, self.data.data_dir)
         payload = checkpoint.resumable(self.last_path, self.fingerprint, self.model_name,
-                                       self.epochs, self.ranks.device)
+                                       self.epochs, self.ranks.device, shorter)
         if payload is not None:
-            p = checkpoint.restore(payload, self.model, self.optimizer, self.ranks.world)
-            self.progress = p
+            p = self.progress = checkpoint.restore(payload, self.model, self.optimizer,
+                                                   self.ranks.world)
+            for row in p.history:  # written before histories had a steps column
+                stage = self.stage_of(row["epoch"] - 1)[0]
+                row.setdefault("steps", self.loader(stage).sampler.steps)
             log.info("resuming from %s at epoch %d, step %d", self.last_path, p.epoch + 1, p.step)
 
     def write_outputs(self, final: bool) -> None:
-        """history.csv, and at the end of training checkpoint.pt (the weights of the last
-        stage's best validation epoch): a run that is stopped early leaves no checkpoint.pt, so
-        Snakemake sees the job as not done and runs it again (resuming from last.pt)."""
+        """history.csv, and at the end checkpoint.pt (the last stage's best epoch): a run
+        stopped early leaves none, so Snakemake runs the job again (resuming from last.pt)."""
         if not self.ranks.main:
             return
         if final:
@@ -202,10 +203,8 @@ class Trainer:
         """Mean loss over the validation windows of ``steps`` days, one starting every
         train.valid_stride_days (each process a share, no padding)."""
         self.model.eval()
-        if steps not in self.valid_sets:
-            self.valid_sets[steps] = WindowDataset(
-                self.data, self.cfg.data.years.split("valid"), steps)
-        valid_set = self.valid_sets[steps]
+        valid_set = self.valid_sets.setdefault(steps, WindowDataset(
+            self.data, self.cfg.data.years.split("valid"), steps))
         days = range(0, len(valid_set), self.cfg.train.valid_stride_days)
         mine = list(days[self.ranks.rank :: self.ranks.world])
         loader = DataLoader(valid_set, batch_size=self.cfg.train.batch_size, sampler=mine,
@@ -223,28 +222,28 @@ class Trainer:
         p = self.progress
         started = time.perf_counter() - p.seconds
         self.train_steps(stop, started)
-        steps = self.steps_of(p.epoch)
-        valid = self.validate(steps)
+        stage, epochs = self.stage_of(p.epoch)
+        valid = self.validate(steps := stage.steps)
         if not math.isfinite(valid):
             raise TrainingDiverged(
                 f"{self.model_name}: the validation loss is {valid} after epoch {p.epoch + 1}; "
                 f"stopped without saving, {self.last_path} keeps the last good state")
         row = {"epoch": p.epoch + 1, "train_loss": p.loss_sum / max(p.step, 1),
                "valid_loss": valid, "seconds": time.perf_counter() - started,
-               "machine": self.ranks.describe(), "window_days": steps, "lr": self.lr_of(p.epoch),
-               **self.model.physical_coefficients(), **self.model.step_diagnostics()}
-        stage = self.stage_of(p.epoch)
-        if valid < p.best_valid or p.epoch == stage.start:  # a new stage starts its own best
+               "machine": self.ranks.describe(), "window_days": steps, "steps": p.step,
+               "lr": self.lr_of(p.epoch), **self.model.physical_coefficients(),
+               **self.model.step_diagnostics()}
+        if valid < p.best_valid or p.epoch == epochs.start:  # a new stage starts its own best
             p.best_valid, p.best_epoch = valid, p.epoch + 1
             p.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         p.history.append(row)
         p.epoch, p.step, p.loss_sum, p.seconds = p.epoch + 1, 0, 0.0, 0.0
         patience = self.cfg.train.patience
-        if patience and p.epoch < stage.stop and p.epoch - p.best_epoch >= patience:
+        if patience and p.epoch < epochs.stop and p.epoch - p.best_epoch >= patience:
             log.info("%s: no lower validation loss in %d epochs since epoch %d: the stage ends "
                      "at epoch %d of %d", self.model_name, patience, p.best_epoch, p.epoch,
-                     stage.stop)
-            p.epoch = stage.stop
+                     epochs.stop)
+            p.epoch = epochs.stop
         self.write_outputs(final=False)
         self.save_last()
         log.info("%s epoch %d/%d: train loss %.5g, valid loss %.5g, %.1f s%s", self.model_name,
@@ -255,7 +254,7 @@ class Trainer:
 
     def train_steps(self, stop: StopSignals, started: float) -> None:
         p = self.progress
-        loader = self.loader(self.steps_of(p.epoch))
+        loader = self.loader(self.stage_of(p.epoch)[0])
         loader.sampler.set_position(p.epoch, p.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_of(p.epoch)
@@ -304,7 +303,7 @@ class Trainer:
         return pd.DataFrame(self.progress.history)
 
 
-ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "machine", "window_days", "lr")
+ROW_KEYS = ("epoch", "train_loss", "valid_loss", "seconds", "machine", "window_days", "steps", "lr")
 
 
 def train(cfg: Config, model_name: str, data_dir: str | Path, out_dir: str | Path,

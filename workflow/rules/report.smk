@@ -36,16 +36,15 @@ rule table:
 
 rule speed_table:
     input:
-        **DATA_STORES,
         rollouts=ROLLOUTS,
-        histories=HISTORIES,
+        histories=HISTORIES,  # train seconds per step: the epochs' seconds and steps
     output:
         csv=report(f"{RUN}/tables/speed.csv", caption="../report/speed.rst", category="Tables"),
         md=f"{RUN}/tables/speed.md",
     params:
         config=CONFIG_FILE,
-        digest=digest("data.years", "data.depths", "physics", "train", "evaluate", "resources"),
-        data_dir=parent_of("stats"),
+        # what the verb reads: train (epochs, batch), physics (sub-steps), evaluate (speed_days)
+        digest=digest("physics", "train", "evaluate"),
     conda:
         "../../envs/train.yaml"
     log:
@@ -57,7 +56,7 @@ rule speed_table:
         **CFG.resources.rule_resources("default"),
     shell:
         "neuralogcm table speed --config {params.config:q} --rollouts {input.rollouts:q}"
-        " --histories {input.histories:q} --data-dir {params.data_dir:q} --out {output.csv:q}"
+        " --histories {input.histories:q} --out {output.csv:q}"
         " > {log:q} 2>&1"
 
 
