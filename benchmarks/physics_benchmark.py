@@ -2,9 +2,11 @@
 
     python benchmarks/physics_benchmark.py                     # CPU, the paper's size
     python benchmarks/physics_benchmark.py --device cuda       # and on a GPU
+    python benchmarks/physics_benchmark.py --compile           # physics.compile: true
 
 The paper's size: batch 2, 23 levels, 120 x 240 (1.5 deg), float32, the paper's physics config
-(config/paper.yaml: 24 sub-steps, advection, Coriolis, barotropic pressure gradient, diffusion).
+(config/paper.yaml: sub-steps as stability needs, advection, Coriolis, barotropic pressure
+gradient, diffusion). The process fixes glibc's mmap threshold (runtime.fix_mmap_threshold).
 The state is in physical ranges with a land mask (continents, an Antarctic cap, shelves at
 depth). forward: one call (one day) without autograd; forward + backward: one call and the
 gradient of a scalar loss with respect to the state and the learnable coefficients (sub-steps
@@ -14,7 +16,6 @@ checkpointed, as in training). Prints one line per measurement and the peak memo
 from __future__ import annotations
 
 import argparse
-import ctypes
 import resource
 import statistics
 import time
@@ -27,6 +28,7 @@ from neuralogcm.channels import channel_level
 from neuralogcm.config import load
 from neuralogcm.grid import Grid
 from neuralogcm.physics.core import CoreSettings, PhysicsCore
+from neuralogcm.runtime import fix_mmap_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,17 +75,6 @@ def timed(fn, device: torch.device, repeats: int) -> list[float]:
     return times
 
 
-def fixed_mmap_threshold() -> None:
-    """Stop glibc raising its mmap threshold after large frees (Linux): otherwise the freed
-    temporaries of every sub-step stay in the heap and the CPU peak RSS grows with the number of
-    sub-steps (18 GB at the paper's size instead of about 2 GB)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config" / "paper.yaml"))
@@ -93,14 +84,17 @@ def main() -> None:
     parser.add_argument("--substeps", type=int, default=None, help="default: the config's")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="physics.compile: true")
     args = parser.parse_args()
-    fixed_mmap_threshold()
+    fix_mmap_threshold()  # freed sub-step temporaries go back to the system
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load(args.config)
     physics = cfg.physics
     if args.substeps:
         physics = physics.model_copy(update={"substeps": args.substeps})
+    if args.compile:
+        physics = physics.model_copy(update={"compile": True})
     depths = cfg.data.depths[: args.levels]
     grid = Grid(cfg.grid.resolution)
     device = torch.device(args.device)
@@ -121,7 +115,8 @@ def main() -> None:
         return loss
 
     size = (f"batch {args.batch}, {len(depths)} levels, {grid.shape[0]} x {grid.shape[1]}, "
-            f"{physics.substeps} sub-steps, {device}, torch threads {torch.get_num_threads()}")
+            f"physics.substeps {physics.substeps}, compile {physics.compile}, {device}, "
+            f"torch threads {torch.get_num_threads()}")
     print(f"physics core, {size}")
     for name, fn in (("forward", forward), ("forward+backward", forward_backward)):
         times = timed(fn, device, args.repeats)
@@ -132,6 +127,8 @@ def main() -> None:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"  peak RSS: {peak:.2f} GiB")
+    print(f"  sub-steps {core.last_substeps} a day, zonal steps of the polar rows "
+          f"{core.last_polar_steps} a day")
     print(f"  coefficient bound {core.bound:.4g} m^2/s; "
           + ", ".join(f"{k} {v.mean().item():.4g} m^2/s" for k, v in core.coefficients().items()))
 

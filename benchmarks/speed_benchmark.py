@@ -5,12 +5,14 @@ timed side by side; the ratios hybrid / U-Net and the physics core's share of th
     python benchmarks/speed_benchmark.py --size paper [--resolution 1.5]  # paper.yaml's widths
                                       # on 60 x 120 (3 deg), or the paper's 120 x 240 grid
     python benchmarks/speed_benchmark.py --size paper --device cuda --amp [--compile]
+    python benchmarks/speed_benchmark.py --physics-compile     # physics.compile: true
 
 Step: train.WindowLoss as `neuralogcm train` runs it, backward, AdamW. Day: the second day of a
 fresh two-day rollout.Rollout of --batch runs (day one's reads untimed); --amp: bf16 autocast.
 States: the stores in --data-dir (default results/<run>/data) when they fit the grid, else
 synthetic days in physical ranges (physics_benchmark.physical_state: currents of 0.1 m/s rms, up
-to 0.5 m/s) with a normaliser of their own statistics. Printed: the core's sub-steps (step/day).
+to 0.5 m/s) with a normaliser of their own statistics. Printed: the core's sub-steps (step/day)
+and its zonal steps of the polar rows a day (subcycled, physics/core.py).
 
 Method: each variant has its own spawned process, built and warmed up (a step and a day,
 compilation included) one after another and held warm; R rounds then ask every variant in turn
@@ -18,6 +20,7 @@ compilation included) one after another and held warm; R rounds then ask every v
 drifts hit all variants alike and the ratios are taken per round. Own processes keep allocators,
 caches and compiled graphs apart and give each variant its own peak memory (resident set VmHWM,
 reset after the warm-up; cuda: max_memory_allocated); all stay resident: --variants runs fewer.
+Every process fixes glibc's mmap threshold first (runtime.fix_mmap_threshold, as training does).
 CPU time (all the process's threads) is the better measure on a loaded machine. SYPD: one run.
 """
 
@@ -44,7 +47,7 @@ from neuralogcm.models.base import ModelContext
 from neuralogcm.models.registry import build_model
 from neuralogcm.physics.core import SettingsError
 from neuralogcm.rollout import DAYS_PER_YEAR, Rollout
-from neuralogcm.runtime import machine_label
+from neuralogcm.runtime import fix_mmap_threshold, machine_label
 from neuralogcm.train import WindowLoss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,9 +82,11 @@ def configure(args: argparse.Namespace):
     cfg = load(ROOT / "config" / ("paper.yaml" if args.size == "paper" else "config.yaml"))
     resolution = args.resolution or (3.0 if args.size == "paper" else cfg.grid.resolution)
     update = {"grid": cfg.grid.model_copy(update={"resolution": resolution})}
+    physics = {"compile": True} if args.physics_compile else {}
     if args.substeps:
-        update["physics"] = cfg.physics.model_copy(
-            update={"substeps": None if args.substeps == "auto" else int(args.substeps)})
+        physics["substeps"] = None if args.substeps == "auto" else int(args.substeps)
+    if physics:
+        update["physics"] = cfg.physics.model_copy(update=physics)
     return cfg.model_copy(update=update)
 
 
@@ -113,6 +118,7 @@ def memory(device: torch.device, peak: bool) -> float:
 
 def worker(conn, name: str, args: argparse.Namespace) -> None:
     """One variant, built and warmed up, then a step or a day (timed) per request."""
+    fix_mmap_threshold()
     torch.set_num_threads(args.threads or torch.get_num_threads())
     cfg, device, (arch, override) = configure(args), torch.device(args.device), VARIANTS[name]
     batch = args.batch or cfg.train.batch_size
@@ -140,7 +146,7 @@ def worker(conn, name: str, args: argparse.Namespace) -> None:
         loss.backward()
         optimizer.step()
 
-    def run(what: str) -> tuple[float, float, int | None]:
+    def run(what: str) -> tuple[float, float, int | None, int | None]:
         model.train(what == "step")
         days = rollout.days(starts, [2] * batch)  # a generator: nothing runs before next()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and what == "day"):
@@ -151,7 +157,7 @@ def worker(conn, name: str, args: argparse.Namespace) -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
         return (time.perf_counter() - wall, time.process_time() - cpu,
-                core.last_substeps if core is not None else None)
+                *((core.last_substeps, core.last_polar_steps) if core else (None, None)))
 
     built, tic = memory(device, peak=False), time.perf_counter()
     run("step")
@@ -194,6 +200,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="default: the config's train.batch_size")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (cuda)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--physics-compile", action="store_true",
+                        help="physics.compile: true (the core compiles its sub-step)")
     parser.add_argument("--substeps", help="'auto' or N (default: the config's physics.substeps)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
@@ -217,9 +225,10 @@ def main() -> None:
     print(f"{args.size} size: {first['grid']}, batch {first['batch']}, {first['source']}, max "
           f"current {first['speed']:.2f} m/s\n{first['machine']['hostname']}: "
           f"{first['machine']['device_name']}"
-          f", amp {args.amp}, compile {args.compile}, {args.rounds} rounds")
+          f", amp {args.amp}, compile {args.compile}, physics.compile {args.physics_compile}, "
+          f"{args.rounds} rounds")
     print(f"{'':15} {'parameters':>11}  {'step s, median [range]':>24}  {'CPU s':>7}  "
-          f"{'day s, median [range]':>24}  {'CPU s':>7}  {'SYPD':>7}  sub-steps  "
+          f"{'day s, median [range]':>24}  {'CPU s':>7}  {'SYPD':>7}  sub-steps  polar steps  "
           "GiB built/peak  warm-up s")
     for name in names:
         step, day, i = times[name, "step"], times[name, "day"], info[name]
@@ -228,6 +237,7 @@ def main() -> None:
               f"{statistics.median(t[1] for t in step):7.3g}  {span([t[0] for t in day]):>24}  "
               f"{statistics.median(t[1] for t in day):7.3g}  {sypd:7.3g}  "
               f"{counts(t[2] for t in step):>4}/{counts(t[2] for t in day):<4}  "
+              f"{counts(t[3] for t in step):>5}/{counts(t[3] for t in day):<5}  "
               f"{i['built']:6.2f}/{i['peak']:<6.2f}  {i['warm_up']:9.2f}")
 
     def ratio(a: str, b: str, what: str) -> list[list[float]]:  # per round; wall, CPU time

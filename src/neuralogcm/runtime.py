@@ -3,15 +3,18 @@
 :class:`Ranks` is this process's rank, the world size and its device (rank 0 of 1 without
 torchrun); :class:`StopSignals` records SIGTERM / SIGUSR1 (what Slurm sends before a time limit
 or preemption) so a loop can save and stop cleanly, raising :class:`TrainingInterrupted`;
-:func:`machine_label` names the host and processor for the speed attributes and table.
+:func:`machine_label` names the host and processor for the speed attributes and table;
+:func:`fix_mmap_threshold` keeps the C allocator from holding on to freed memory.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,3 +103,26 @@ def machine_label(device: torch.device) -> dict[str, str]:
                     break
         name = f"{name} ({torch.get_num_threads()} threads)"
     return {"hostname": socket.gethostname(), "device": device.type, "device_name": name}
+
+
+MMAP_THRESHOLD = 64 * 1024  # bytes: allocations from this size on get their own mmap
+
+
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold (mallopt M_MMAP_THRESHOLD) so that large CPU tensors are
+    mmapped and their memory goes back to the system when freed. glibc otherwise raises the
+    threshold after each large free, the freed temporaries of every physics sub-step stay in
+    the heap, and the CPU peak resident set grows with the sub-steps (a paper-size training step
+    of the hybrid added 5.27 GiB instead of 0.69). Call it once, early, in a process that runs
+    the physics core on the CPU. Returns whether it was applied: False (nothing done) where this
+    is not Linux with glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    M_MMAP_THRESHOLD = -3
+    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold)))

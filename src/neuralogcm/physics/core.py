@@ -25,9 +25,15 @@ rotation (Coriolis + metric term + pressure gradient, with the rate f + u tan(ph
 over the half step) is integrated exactly,
 ``w <- w exp(-i F tau) + P (1 - exp(-i F tau)) / (i F)`` for w = u + i v, so it is stable at any
 f dt and keeps a geostrophic state steady. n is ``physics.substeps`` when set, else chosen per
-call (``substeps``): the fewest that keep the advective Courant number of the day's initial
-velocities below COURANT (polar rows included) and the current coefficients below the diffusive
-stability limit. Spatial operators: see physics/operators.py.
+call (``plan``): the fewest that keep the advective Courant number of the day's initial
+velocities below COURANT and the current coefficients below the diffusive stability limit,
+where the Courant number of the polar rows (poleward of ``physics.polar_latitude``) counts
+without their zonal advection. Where the polar rows' zonal Courant number needs more, their
+zonal advection leaves the SSP-RK3 step and is subcycled, Strang split around the sub-step:
+m zonal SSP-RK3 steps of dt / (2 m) on each polar row before and after it (m per row from the
+same Courant limit: zonal advection couples no rows), so advection stays bounded there too and
+the cells of 9 km (3 deg) or 2 km (1.5 deg) at the poles do not set the sub-steps of the grid.
+Spatial operators: see physics/operators.py.
 
 Coefficients: kappa (T, S) and nu (u, v), one per depth level (or one per group with
 ``per_level: false``), ``c = c_max tanh(c_init softplus(p) / c_max)``: positive, smooth, below
@@ -36,6 +42,9 @@ sub-step allowed: ``physics.substeps``, else ``physics.max_substeps``), and c = 
 initial value. With ``learnable=False`` they are buffers (frozen).
 With ``physics.checkpoint`` the sub-steps of a day of more than one are recomputed in backward
 (torch.utils.checkpoint), so training memory is one sub-step's graph, not a day's.
+With ``physics.compile`` the sub-step (rotation and SSP-RK3 step) and the polar subcycle are
+torch.compile'd once per core (forward and backward; a new batch shape or dtype compiles
+again); eager is the fallback and the reference (they agree to round-off).
 
 The settings come as a :class:`CoreSettings`, the fields of the ``physics`` config section this
 module reads (``physics.<field>`` above); the package does not import the config layer.
@@ -82,6 +91,7 @@ class CoreSettings:
     per_level: bool
     polar_latitude: float  # deg
     checkpoint: bool
+    compile: bool  # torch.compile the sub-step (eager when False)
 
     @classmethod
     def of(cls, section, **changes) -> CoreSettings:
@@ -126,6 +136,8 @@ class PhysicsCore(GeometryModule):
                     f"{settings.substeps} sub-steps a day on this grid: raise physics.substeps)"
                 )
         self.last_substeps = 0  # sub-steps of the latest call (logged by training and rollouts)
+        self.last_polar_steps = 0  # zonal steps a day of the polar row next to the pole
+        self._compiled: dict = {}  # torch.compile'd sub-step parts, built on first use
         self.register_geometry("init", torch.tensor([settings.kappa_init, settings.viscosity_init]))
         n = self.n_levels if settings.per_level else 1
         raw = self._raw(self._masters["init"][:, None].expand(2, n)).to(torch.get_default_dtype())
@@ -193,16 +205,17 @@ class PhysicsCore(GeometryModule):
             rate = rate + u * self.ops.tan_over_a
         return rate
 
-    def _rotate(self, y: torch.Tensor, force, tau: float) -> torch.Tensor:
+    def _rotate(self, y: torch.Tensor, force, tau) -> torch.Tensor:
         """Exact solution over tau of du/dt = F v + Px, dv/dt = -F u + Py (F, P frozen) for the
-        velocities of y (B, 4, L, H, W) = S, T, u, v."""
+        velocities of y (B, 4, L, H, W) = S, T, u, v; tau (s) a float or a 0-dim tensor."""
         u, v = y[:, 2], y[:, 3]
-        angle = self._rotation_rate(u) * tau
-        if not torch.is_tensor(angle):
+        rate = self._rotation_rate(u)
+        if not torch.is_tensor(rate):
             if force is None:
                 return y
             u_new, v_new = u + tau * force[0], v + tau * force[1]
         else:
+            angle = rate * tau
             cos, sin = torch.cos(angle), torch.sin(angle)
             u_new, v_new = u * cos + v * sin, v * cos - u * sin
             if force is not None:
@@ -214,13 +227,13 @@ class PhysicsCore(GeometryModule):
         return torch.cat([y[:, :2], velocity], 1)
 
     def _slow_tendency(self, y: torch.Tensor, coef: torch.Tensor,
-                       dt: float | None = None) -> torch.Tensor:
+                       polar_zonal: bool = True) -> torch.Tensor:
         """Advection and diffusion of y (B, 4, L, H, W) = S, T, u, v: dy/dt per second.
 
-        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s; dt: the sub-step (s), for the polar
-        rows' Courant limit (operators.advective_transports). Every field is advected by the same
-        limited scheme (operators.py), the velocity components as scalars; their metric term
-        u tan(phi)/a is part of the rotation.
+        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s; polar_zonal=False leaves out the zonal
+        advection of the polar rows (subcycled by ``_polar_advection``). Every field is advected
+        by the same limited scheme (operators.py), the velocity components as scalars; their
+        metric term u tan(phi)/a is part of the rotation.
         """
         ops, adv, diff = self.ops, self.settings.advection, self.settings.diffusion
         if not (adv or diff):
@@ -236,37 +249,121 @@ class PhysicsCore(GeometryModule):
                 trans_e, trans_n)
         if adv:
             transports = ops.advective_transports(east, north, [e[:, 2:3] for e in east],
-                                                  [n[:, 3:4] for n in north], dt)
+                                                  [n[:, 3:4] for n in north],
+                                                  polar_zonal=polar_zonal)
             tendency = tendency + ops.advective_tendency(y, transports)
         return tendency * ops.mask
 
     def substeps(self, y: torch.Tensor, coef: torch.Tensor) -> int:
-        """Sub-steps for one day from y (B, 4, L, H, W) and coef (4, L, 1, 1) m^2/s:
-        ``physics.substeps`` when set, else the fewest that keep the advective Courant number
-        (operators.courant_rate, polar rows included) below COURANT and the coefficients below
-        SAFETY x the diffusive stability limit, at most ``physics.max_substeps``."""
-        if self.settings.substeps is not None:
-            return self.settings.substeps
-        with torch.no_grad():
-            need = 1.0
-            if self.settings.diffusion:
-                need = max(need, float(coef.detach().amax()) / (SAFETY * self.diffusion_limit))
-            if self.settings.advection:
-                rate = float(self.ops.courant_rate(y[:, 2].detach(), y[:, 3].detach()))
-                need = max(need, DAY * rate / COURANT)
-        if not math.isfinite(need):
-            raise FloatingPointError("the physics core was given a non-finite state")
-        return min(math.ceil(need), self.settings.max_substeps)
+        """Sub-steps for one day from y (B, 4, L, H, W) and coef (4, L, 1, 1) m^2/s (see
+        ``plan``)."""
+        return self.plan(y, coef)[0]
 
-    def _substep(self, y, eta, coef, force, dt: float):
-        """One Strang-split sub-step of dt seconds: rotation dt/2, SSP-RK3 advection-diffusion
-        dt, rotation dt/2."""
+    def plan(self, y: torch.Tensor, coef: torch.Tensor) -> tuple[int, tuple[int, ...], bool]:
+        """(n, cycles, capped) for one day from y (B, 4, L, H, W) and coef (4, L, 1, 1) m^2/s.
+
+        n sub-steps: ``physics.substeps`` when set, else the fewest that keep the advective
+        Courant number (operators.courant_rate without the polar rows' zonal term) below
+        COURANT and the coefficients below SAFETY x the diffusive stability limit, at most
+        ``physics.max_substeps``. cycles: () when the whole grid, polar rows included, is within
+        the Courant limit at n sub-steps; else, per polar row from the pole (both hemispheres
+        alike), the zonal steps in each half sub-step that its zonal Courant number needs
+        (operators.polar_zonal_rate), never fewer than a row further from the pole, at most
+        ``physics.max_substeps`` a day; capped: some row needs more than that (the polar filter
+        carries its zonal velocity beyond the limit).
+        """
+        settings, ops = self.settings, self.ops
+        need, full, polar = 1.0, 0.0, [0.0]
+        with torch.no_grad():
+            if settings.diffusion:
+                need = max(need, float(coef.detach().amax()) / (SAFETY * self.diffusion_limit))
+            if settings.advection:
+                u, v = y[:, 2].detach(), y[:, 3].detach()
+                full = DAY * float(ops.courant_rate(u, v)) / COURANT
+                need = max(need, DAY * float(ops.courant_rate(u, v, polar_zonal=False)) / COURANT)
+                if ops.n_south:
+                    polar = (ops.polar_zonal_rate(u).double() * (DAY / COURANT)).tolist()
+        if not all(map(math.isfinite, (need, full, *polar))):
+            raise FloatingPointError("the physics core was given a non-finite state")
+        n = settings.substeps or min(math.ceil(need), settings.max_substeps)
+        if full <= n or ops.n_south == 0:
+            return n, (), False
+        most = max(1, settings.max_substeps // (2 * n))
+        cycles, fewest = [], 1
+        for rate in reversed(polar):  # from polar_latitude towards the pole
+            fewest = max(fewest, math.ceil(rate / (2 * n)))
+            cycles.append(fewest)
+        return n, tuple(min(m, most) for m in reversed(cycles)), fewest > most
+
+    def _strang(self, y, eta, coef, force, dt, polar_zonal: bool = True):
+        """Rotation dt/2, SSP-RK3 advection-diffusion dt (without the polar rows' zonal
+        advection when polar_zonal is False), rotation dt/2; dt (s) a float or a 0-dim tensor."""
         if self.settings.baroclinic:
             force = self.pressure_force(eta, y[:, :2])
         y = self._rotate(y, force, 0.5 * dt)
         if self.settings.advection or self.settings.diffusion:
-            (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef, dt),), (y,), dt)
+            (y,) = ssp_rk3(lambda z: (self._slow_tendency(z, coef, polar_zonal),), (y,), dt)
         return self._rotate(y, force, 0.5 * dt)
+
+    def _polar_cycle(self, band: torch.Tensor, dt, geometry: tuple, capped: bool,
+                     active: torch.Tensor | None = None) -> torch.Tensor:
+        """One SSP-RK3 step of the zonal advection of the first K rows from the poles of the
+        polar band (B, 4, L, 2, K, W) (operators.zonal_advective_tendency with geometry =
+        operators.band_geometry(K), advected by the band's own u); dt (K, 1) s, per row;
+        active (K, 1) bool: only these rows step (the others are returned as they are)."""
+        ops = self.ops
+
+        def tendency(z):
+            return (ops.zonal_advective_tendency(z, z[:, 2:3], geometry, dt if capped else None),)
+
+        stepped = ssp_rk3(tendency, (band,), dt)[0]
+        return stepped if active is None else torch.where(active, stepped, band)
+
+    def _polar_advection(self, y, tau, cycles: tuple[int, ...], capped: bool):
+        """The polar rows' zonal advection over tau (s): cycles[j] steps of tau / cycles[j] for
+        row j from the poles (non-increasing in j). Eager: step k on the first K rows that take
+        k steps or more; compiled: on all rows, those with fewer steps held (one shape, so one
+        graph)."""
+        ops, cycle = self.ops, self._part("cycle")
+        band = ops.polar_band(y)
+        steps = torch.tensor(cycles, dtype=y.dtype, device=y.device)[:, None]
+        dt = tau / steps
+        for k in range(1, cycles[0] + 1):
+            rows = sum(m >= k for m in cycles)
+            if rows == len(cycles):
+                band = cycle(band, dt, ops.band_geometry(rows), capped)
+            elif self.settings.compile:
+                active = steps >= k
+                band = cycle(band, torch.where(active, dt, 0.0), ops.band_geometry(len(cycles)),
+                             capped, active)
+            else:
+                part = cycle(band[..., :rows, :], dt[:rows], ops.band_geometry(rows), capped)
+                band = torch.cat([part, band[..., rows:, :]], -2)
+        return ops.with_polar_band(y, band)
+
+    def _part(self, name: str):
+        """A sub-step part ('strang' or 'cycle'): torch.compile'd once per core with
+        ``physics.compile``, else the eager method."""
+        method = {"strang": self._strang, "cycle": self._polar_cycle}[name]
+        if not self.settings.compile:
+            return method
+        if name not in self._compiled:
+            self._compiled[name] = torch.compile(method, dynamic=False)
+        return self._compiled[name]
+
+    def _substep(self, y, eta, coef, force, dt: float, cycles: tuple[int, ...] = (),
+                 capped: bool = False):
+        """One sub-step of dt seconds: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation
+        dt/2; with polar cycles (``plan``) the polar rows' zonal advection over dt/2 before and
+        after, in their cycles."""
+        if cycles:
+            y = self._polar_advection(y, 0.5 * dt, cycles, capped)
+        if self.settings.compile:  # a tensor, so that a new n does not compile again
+            dt = torch.tensor(dt, dtype=y.dtype, device=y.device)
+        y = self._part("strang")(y, eta, coef, force, dt, not cycles)
+        if cycles:
+            y = self._polar_advection(y, 0.5 * float(dt), cycles, capped)
+        return y
 
     # ----------------------------------------------------------------------------- public
     def _split(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -307,15 +404,17 @@ class PhysicsCore(GeometryModule):
             y0, eta = self._split(state.to(self.raw.dtype))
             coef = self._coefficients4()
             force = self.pressure_force(eta, y0[:, :2])
-            n = self.substeps(y0, coef)
+            n, cycles, capped = self.plan(y0, coef)
             self.last_substeps = n
+            self.last_polar_steps = 2 * n * max(cycles, default=0)
             dt = DAY / n
             y = y0
             for _ in range(n):
                 if self.settings.checkpoint and n > 1 and torch.is_grad_enabled():
-                    y = checkpoint(self._substep, y, eta, coef, force, dt, use_reentrant=False)
+                    y = checkpoint(self._substep, y, eta, coef, force, dt, cycles, capped,
+                                   use_reentrant=False)
                 else:
-                    y = self._substep(y, eta, coef, force, dt)
+                    y = self._substep(y, eta, coef, force, dt, cycles, capped)
             out = self._join(y - y0, torch.zeros_like(eta))
         return out.to(state.dtype)
 

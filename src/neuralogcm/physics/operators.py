@@ -24,10 +24,13 @@ fourth-order divergence correction (faded out towards the poles, so the Laplacia
 order overall with a small error constant), second order where the wider stencil touches land;
 a masked centred gradient (one-sided next to land) for pressure.
 
-Polar treatment: the physics core takes as many sub-steps as the zonal Courant number of the
-polar rows needs (``courant_rate``), so advection stays bounded there too. Where a time step
-is given that is too long for a polar row (a fixed ``physics.substeps``, or the automatic count
-at ``physics.max_substeps``), the zonal velocity beyond the limit is carried by a Fourier filter
+Polar treatment: the physics core takes as many sub-steps as the rows equatorward of
+``polar_latitude`` need (``courant_rate(..., polar_zonal=False)``; the meridional Courant
+number of the polar rows counts too) and subcycles the zonal advection of the polar rows
+(``polar_band``, ``zonal_advective_tendency``) as their zonal Courant number needs
+(``polar_zonal_rate``), so advection stays bounded there too. Where a time step is given that
+is too long for a polar row (the core's polar subcycles at their cap, or ``dt`` given to
+``advective_transports``), the zonal velocity beyond the limit is carried by a Fourier filter
 poleward of ``polar_latitude`` that damps zonal wavenumber k by
 ``min(1, cos(lat) / (cos(polar_latitude) |sin(k dlon / 2)|))``, so its Courant number never
 exceeds that of a cell at ``polar_latitude``: stable, but not bounded (filtering the whole flux
@@ -203,6 +206,14 @@ class SphereOperators(GeometryModule):
         buffers["filter_south"] = torch.as_tensor(response[: self.n_south])
         buffers["filter_north"] = torch.as_tensor(response[h - self.n_north :])
         buffers["polar_dx"] = col(np.where(polar, dx, np.inf))  # m, inf outside the polar rows
+        buffers["zonal_keep"] = col(np.where(polar, 0.0, 1.0))  # 0 on the polar rows
+        # The polar band (``polar_band``) of the buffers, for the polar rows' own zonal
+        # advection (``zonal_advective_tendency``).
+        for name in ("half_open_e", "len_e", "up_east_pos", "up_east_neg", "mask", "inv_area",
+                     "polar_dx"):
+            buffers["band_" + name] = self.polar_band(buffers[name])
+        buffers["band_filter"] = torch.stack(
+            [buffers["filter_south"], buffers["filter_north"].flip(0)])
         for name, value in buffers.items():
             self.register_geometry(name, value)
 
@@ -267,7 +278,7 @@ class SphereOperators(GeometryModule):
         return trans_e, trans_n
 
     def advective_transports(self, east: list, north: list, east_u: list, north_v: list,
-                             dt: float | None = None):
+                             dt: float | None = None, polar_zonal: bool = True):
         """Transports u q and u (m^2/s, times face length) through the open faces.
 
         east, north: face stencils of q; east_u, north_v: face stencils of u and v (m/s; the
@@ -277,11 +288,16 @@ class SphereOperators(GeometryModule):
         ``advective_tendency`` of them is bounded by the neighbouring values while dt times
         ``courant_rate`` stays below COURANT. With a time step dt (s), any zonal velocity of a
         polar row beyond that limit is carried by the polar filter instead (stable, no longer
-        bounded); within it (the core's automatic sub-steps) nothing is filtered. Returns (q
+        bounded); within it (the core's automatic sub-steps) nothing is filtered. With
+        ``polar_zonal=False`` the east faces of the polar rows carry nothing (their zonal
+        advection is ``zonal_advective_tendency``'s, subcycled by the core). Returns (q
         transports east, north, volume transports east, north): the volume transports are
         those of q = 1.
         """
         u_face = (east_u[1] + east_u[2]) * self.half_open_e
+        if not polar_zonal:
+            u_face = u_face * self.zonal_keep
+            dt = None  # nothing is left for the filter
         v_face = (north_v[1] + north_v[2]) * self.half_len_n
         q_e = _limited_face_value(u_face, *east, self.up_east_pos, self.up_east_neg)
         q_n = _limited_face_value(v_face, *north, self.up_north_pos, self.up_north_neg)
@@ -303,12 +319,23 @@ class SphereOperators(GeometryModule):
         trans_e, trans_n, vol_e, vol_n = transports
         return q * self.divergence(vol_e, vol_n) - self.divergence(trans_e, trans_n)
 
-    def courant_rate(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def courant_rate(self, u: torch.Tensor, v: torch.Tensor,
+                     polar_zonal: bool = True) -> torch.Tensor:
         """Largest |u|/dx + |v|/dy over the ocean cells, polar rows included (1/s): a sub-step
         dt keeps the limited advection bounded when dt times this is below COURANT (the scheme's
-        limit is 1/2)."""
-        rate = u.abs() * self.inv_dx + v.abs() / self.dy
-        return (rate * self.mask).amax()
+        limit is 1/2). ``polar_zonal=False``: without |u|/dx on the polar rows (the rate of
+        ``advective_transports(..., polar_zonal=False)``)."""
+        zonal = u.abs() * self.inv_dx
+        if not polar_zonal:
+            zonal = zonal * self.zonal_keep
+        return ((zonal + v.abs() / self.dy) * self.mask).amax()
+
+    def polar_zonal_rate(self, u: torch.Tensor) -> torch.Tensor:
+        """Largest |u|/dx over the ocean cells of each polar row, both hemispheres together, in
+        ``polar_band``'s order from the pole (n_south,) (1/s): the rate of
+        ``zonal_advective_tendency``."""
+        rate = self.polar_band(u).abs() / self.band_polar_dx * self.band_mask
+        return rate.movedim(-2, 0).reshape(self.n_south, -1).amax(1)
 
     def tracer_tendency(
         self,
@@ -339,6 +366,57 @@ class SphereOperators(GeometryModule):
         The operator diffusion uses, without the polar coefficient scaling.
         """
         return -self.divergence(*self.diffusive_transports(*self.face_stencils(pad(q)), 1.0, 1.0))
+
+    # ----------------------------------------------------------------------------- polar band
+    def polar_band(self, x: torch.Tensor) -> torch.Tensor:
+        """The polar rows of (..., H, W): (..., 2, n_south, W), southern then northern
+        hemisphere, each from the row next to its pole towards polar_latitude."""
+        s, n = self.n_south, self.n_north
+        return torch.stack([x[..., :s, :], x[..., self.h - n :, :].flip(-2)], dim=-3)
+
+    def with_polar_band(self, x: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+        """x (..., H, W) with its polar rows replaced by band (..., 2, n_south, W)."""
+        s, n = self.n_south, self.n_north
+        return torch.cat([band[..., 0, :, :], x[..., s : self.h - n, :],
+                          band[..., 1, :, :].flip(-2)], dim=-2)
+
+    def band_geometry(self, k: int) -> tuple[torch.Tensor, ...]:
+        """The buffers ``zonal_advective_tendency`` needs on the first k rows from each pole of
+        the polar band (sliced here, so that a compiled caller sees plain inputs)."""
+        names = ("half_open_e", "up_east_pos", "up_east_neg", "len_e", "inv_area", "mask",
+                 "polar_dx", "filter")
+        return tuple(getattr(self, "band_" + name)[..., :k, :] for name in names)
+
+    def zonal_advective_tendency(self, q: torch.Tensor, u: torch.Tensor, geometry: tuple,
+                                 dt=None) -> torch.Tensor:
+        """-u dq/dx on the first K rows from each pole of the polar band (the zonal part of
+        ``advective_tendency``), [q]/s.
+
+        q (..., L, 2, K, W) and u (m/s, broadcastable to q): ``polar_band(...)[..., :K, :]``;
+        geometry: ``band_geometry(K)``. The same limited face values, closed faces and
+        advective form as ``advective_transports``: bounded by the neighbouring values of the
+        row while dt times ``polar_zonal_rate`` stays below COURANT. With dt (s, a float or per
+        row (K, 1)), the zonal velocity beyond that limit is carried by the polar filter (the
+        core's fallback when its subcycles are capped).
+        """
+        half_open, up_pos, up_neg, length, inv_area, mask, polar_dx, response = geometry
+        east = [q.roll(-i, -1) for i in (-1, 0, 1, 2)]
+        u_face = (u + u.roll(-1, -1)) * half_open
+        q_e = _limited_face_value(u_face, *east, up_pos, up_neg)
+        trans, vol = u_face * q_e, u_face
+        if dt is not None:
+            limit = COURANT * polar_dx / dt
+            bounded = torch.maximum(torch.minimum(u_face, limit), -limit)
+            excess = u_face - bounded
+
+            def smooth(x: torch.Tensor) -> torch.Tensor:
+                spectrum = torch.fft.rfft(x, dim=-1) * response
+                return torch.fft.irfft(spectrum, n=self.w, dim=-1)
+
+            trans, vol = bounded * q_e + smooth(excess * q_e), bounded + smooth(excess)
+        trans, vol = trans * length, vol * length
+        div_vol, div_trans = vol - vol.roll(1, -1), trans - trans.roll(1, -1)
+        return (q * div_vol - div_trans) * inv_area * mask
 
     # ----------------------------------------------------------------------------- centred
     def centred_gradient(self, zonal: list, merid: list) -> tuple[torch.Tensor, torch.Tensor]:
