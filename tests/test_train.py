@@ -66,8 +66,10 @@ def test_history_and_best_checkpoint(reference, tiny_data_dir):
     assert len(losses) == 6
     table = pd.read_csv(out / "history.csv")
     assert list(table.columns) == ["epoch", "train_loss", "valid_loss", "seconds", "machine",
-                                   "window_days", "lr", *COEFFICIENTS, "physics_substeps"]
+                                   "window_days", "steps", "lr", *COEFFICIENTS,
+                                   "physics_substeps"]
     assert (table["window_days"] == 1).all() and (table["lr"] == 1e-3).all()  # constant lr
+    assert (table["steps"] == 3).all()
     assert (table["physics_substeps"] == 2).all()  # the tiny config fixes physics.substeps
     assert table.machine.str.endswith("x 1 processes").all()
     pd.testing.assert_frame_equal(table, history)

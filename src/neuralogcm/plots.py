@@ -84,9 +84,9 @@ def fig3_validation_loss(histories: dict[str, pd.DataFrame], cfg: Config, out: P
         window = history.get("window_days", pd.Series(1, index=history.index))
         for days, stage in history.groupby(window, sort=True):
             windows.add(int(days))
-            style = styles.get(name, {}) | ({"linestyle": "--"} if days > 1 else {})
-            ax.plot(stage.epoch, stage.valid_loss, marker="o", markersize=3,
-                    **({"label": name} if days == 1 else {}) | style)
+            style = styles.get(name, {}) | (  # one legend entry a model
+                {"label": name} if days == 1 else {"linestyle": "--", "label": "_nolegend_"})
+            ax.plot(stage.epoch, stage.valid_loss, marker="o", markersize=3, **style)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -97,7 +97,7 @@ def fig3_validation_loss(histories: dict[str, pd.DataFrame], cfg: Config, out: P
                     "windows" if fine else ""),
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, out)
 
 
