@@ -47,6 +47,8 @@ def test_fingerprint_covers_the_input_data_and_the_physics_of_physics_models(
     assert fingerprint(other_physics, "neuralogcm", data) != hybrid
     assert (fingerprint(other_physics, "corrector_only", data)
             == fingerprint(cfg, "corrector_only", data))  # no physics core
+    tiny_config["physics"].update(substeps=cfg.physics.substeps, compile=True)
+    assert fingerprint(load(tiny_config), "neuralogcm", data) == hybrid  # speed, not weights
     change_stats(data)
     assert fingerprint(cfg, "neuralogcm", data) != hybrid
 
