@@ -6,7 +6,8 @@
 
 The paper's size: batch 2, 23 levels, 120 x 240 (1.5 deg), float32, the paper's physics config
 (config/paper.yaml: sub-steps as stability needs, advection, Coriolis, barotropic pressure
-gradient, diffusion). The process fixes glibc's mmap threshold (runtime.fix_mmap_threshold).
+gradient, diffusion). --mmap-threshold fixes glibc's mmap threshold first
+(runtime.fix_mmap_threshold; training and rollouts do not, so the default measures what they run).
 The state is in physical ranges with a land mask (continents, an Antarctic cap, shelves at
 depth). forward: one call (one day) without autograd; forward + backward: one call and the
 gradient of a scalar loss with respect to the state and the learnable coefficients (sub-steps
@@ -85,8 +86,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true", help="physics.compile: true")
+    parser.add_argument("--mmap-threshold", action="store_true",
+                        help="fix glibc's mmap threshold (freed temporaries go back at once)")
     args = parser.parse_args()
-    fix_mmap_threshold()  # freed sub-step temporaries go back to the system
+    if args.mmap_threshold:
+        fix_mmap_threshold()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load(args.config)

@@ -20,7 +20,9 @@ compilation included) one after another and held warm; R rounds then ask every v
 drifts hit all variants alike and the ratios are taken per round. Own processes keep allocators,
 caches and compiled graphs apart and give each variant its own peak memory (resident set VmHWM,
 reset after the warm-up; cuda: max_memory_allocated); all stay resident: --variants runs fewer.
-Every process fixes glibc's mmap threshold first (runtime.fix_mmap_threshold, as training does).
+--mmap-threshold: every process fixes glibc's mmap threshold first (runtime.fix_mmap_threshold),
+which bounds the CPU peak memory of large runs but makes every freshly mapped tensor page-fault
+(training and rollouts do not apply it, so the default times what they run).
 CPU time (all the process's threads) is the better measure on a loaded machine. SYPD: one run.
 """
 
@@ -118,7 +120,8 @@ def memory(device: torch.device, peak: bool) -> float:
 
 def worker(conn, name: str, args: argparse.Namespace) -> None:
     """One variant, built and warmed up, then a step or a day (timed) per request."""
-    fix_mmap_threshold()
+    if args.mmap_threshold:
+        fix_mmap_threshold()
     torch.set_num_threads(args.threads or torch.get_num_threads())
     cfg, device, (arch, override) = configure(args), torch.device(args.device), VARIANTS[name]
     batch = args.batch or cfg.train.batch_size
@@ -203,6 +206,8 @@ def main() -> None:
     parser.add_argument("--physics-compile", action="store_true",
                         help="physics.compile: true (the core compiles its sub-step)")
     parser.add_argument("--substeps", help="'auto' or N (default: the config's physics.substeps)")
+    parser.add_argument("--mmap-threshold", action="store_true",
+                        help="fix glibc's mmap threshold in every process (peak memory)")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     spawn, names, workers, info = mp.get_context("spawn"), args.variants, {}, {}

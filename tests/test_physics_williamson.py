@@ -9,7 +9,8 @@ import torch
 from neuralogcm.config import PhysicsConfig
 from neuralogcm.grid import GRAVITY, OMEGA, Grid
 from neuralogcm.physics.core import DAY, CoreSettings, PhysicsCore, ssp_rk3
-from neuralogcm.physics.operators import SphereOperators, pad
+from neuralogcm.physics.operators import SphereOperators
+from neuralogcm.physics.stencils import pad
 
 torch.set_num_threads(1)
 

@@ -63,7 +63,8 @@ from torch.utils.checkpoint import checkpoint
 from neuralogcm.channels import n_ocean_channels
 from neuralogcm.errors import UserError
 from neuralogcm.grid import GRAVITY, Grid
-from neuralogcm.physics.operators import COURANT, GeometryModule, SphereOperators, pad
+from neuralogcm.physics.operators import COURANT, GeometryModule, SphereOperators
+from neuralogcm.physics.stencils import pad
 
 DAY = 86400.0  # s, the model step
 SAFETY = 0.9  # fraction of the SSP-RK3 stability limit the coefficients may use
@@ -240,18 +241,18 @@ class PhysicsCore(GeometryModule):
             return torch.zeros_like(y)
         yp = pad(y, self.pole_signs)
         east, north = ops.face_stencils(yp)
-        tendency = 0.0
+        tendency, flux_e, flux_n = 0.0, 0.0, 0.0  # flux: transports through the faces
+        if adv:
+            flux_e, flux_n, vol_e, vol_n = ops.advective_transports(
+                east, north, [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
+                polar_zonal=polar_zonal)
+            tendency = y * ops.divergence(vol_e, vol_n)  # the advective form (operators.py)
         if diff:  # component Laplacians of all four fields, plus the vector metric terms
             trans_e, trans_n = ops.diffusive_transports(east, north, coef * ops.scale_x, coef)
-            d_dx = ops.centred_gradient(*ops.centre_stencils(yp[:, 2:]))[0]
-            metric = ops.viscous_metric(y[:, 2:], d_dx, coef[2:])
-            tendency = torch.cat([torch.zeros_like(metric), metric], 1) - ops.divergence(
-                trans_e, trans_n)
-        if adv:
-            transports = ops.advective_transports(east, north, [e[:, 2:3] for e in east],
-                                                  [n[:, 3:4] for n in north],
-                                                  polar_zonal=polar_zonal)
-            tendency = tendency + ops.advective_tendency(y, transports)
+            flux_e, flux_n = flux_e + trans_e, flux_n + trans_n
+            metric = ops.viscous_metric(y[:, 2:], ops.zonal_derivative(yp[:, 2:]), coef[2:])
+            tendency = tendency + torch.cat([torch.zeros_like(metric), metric], 1)
+        tendency = tendency - ops.divergence(flux_e, flux_n)
         return tendency * ops.mask
 
     def substeps(self, y: torch.Tensor, coef: torch.Tensor) -> int:

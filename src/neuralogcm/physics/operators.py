@@ -24,6 +24,9 @@ fourth-order divergence correction (faded out towards the poles, so the Laplacia
 order overall with a small error constant), second order where the wider stencil touches land;
 a masked centred gradient (one-sided next to land) for pressure.
 
+The stencil primitives (the halo, shifted windows, the limited face value) are in stencils.py,
+written for the cost of their backward passes.
+
 Polar treatment: the physics core takes as many sub-steps as the rows equatorward of
 ``polar_latitude`` need (``courant_rate(..., polar_zonal=False)``; the meridional Courant
 number of the polar rows counts too) and subcycles the zonal advection of the polar rows
@@ -46,36 +49,16 @@ import torch
 from torch import nn
 
 from neuralogcm.grid import Grid
+from neuralogcm.physics.stencils import (
+    HALO,
+    limited_face_value,
+    pad,
+    windows,
+    x_window,
+    y_window,
+)
 
-HALO = 2  # cells of halo the widest stencil (third-order upwind) needs on each side
 COURANT = 0.4  # largest advective Courant number (dt courant_rate) the limited scheme is run at
-
-
-def pad(x: torch.Tensor, sign: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Add a HALO-cell halo to (..., H, W): periodic in longitude, across the poles in latitude.
-
-    Ghost row H + k is row H - 1 - k shifted by 180 deg of longitude (likewise at the south
-    pole); ``sign = -1`` for the components of a vector, which reverse direction over the pole
-    (a tensor of signs broadcastable to x's leading dimensions for a stack of fields).
-    Returns (..., H + 2 HALO, W + 2 HALO).
-    """
-    w = x.shape[-1]
-    north = x[..., -HALO:, :].flip(-2).roll(w // 2, -1)
-    south = x[..., :HALO, :].flip(-2).roll(w // 2, -1)
-    if torch.is_tensor(sign) or sign != 1.0:
-        north, south = sign * north, sign * south
-    x = torch.cat([south, x, north], dim=-2)
-    return torch.cat([x[..., -HALO:], x, x[..., :HALO]], dim=-1)
-
-
-def _shift_x(xp: torch.Tensor, offset: int, w: int) -> torch.Tensor:
-    """Cells i + offset of every cell i, from a padded field, on the unpadded rows."""
-    return xp[..., HALO:-HALO, HALO + offset : HALO + offset + w]
-
-
-def _shift_y(xp: torch.Tensor, offset: int, h: int) -> torch.Tensor:
-    """Cells j + offset of every cell j, from a padded field, on the unpadded columns."""
-    return xp[..., HALO + offset : HALO + offset + h, HALO:-HALO]
 
 
 class GeometryModule(nn.Module):
@@ -154,17 +137,19 @@ class SphereOperators(GeometryModule):
         correct_n = correct_n * torch.as_tensor(np.cos(lat_faces)[:, None] ** 2)
         correct_e = open_e * open_e.roll(1, -1) * open_e.roll(-1, -1)
         buffers |= {"mask": m, "open_e": open_e, "open_n": open_n}
-        # Masked centred gradient: the mean of the one-sided differences over the open faces.
-        # Across a pole the neighbour on the far side counts (stencils, not fluxes).
+        # Masked centred gradient: the mean of the one-sided differences over the open faces
+        # (weights in 1/m, 0 on land). Across a pole the neighbour on the far side counts
+        # (stencils, not fluxes).
         east, west = open_e, open_e.roll(1, -1)
         north, south = cross_n[..., 1:, :], cross_n[..., :-1, :]
         nx = (east + west).clamp(min=1.0)
         ny = (north + south).clamp(min=1.0)
-        buffers |= {"gx_e": east / nx, "gx_w": west / nx, "gy_n": north / ny, "gy_s": south / ny}
+        buffers |= {"gx_e": east / nx / buffers["dx"], "gx_w": west / nx / buffers["dx"],
+                    "gy_n": north / ny / self.dy, "gy_s": south / ny / self.dy}
         # Four-cell face stencils and five-cell centre stencils where every cell is ocean.
         prod = torch.ones_like(m)
         for k in range(-1, 3):
-            prod = prod * _shift_x(mp, k, w)
+            prod = prod * mp[x_window(k, w)]
         stencil_e = prod
         prod = torch.ones(m.shape[0], h + 1, w, dtype=torch.float64)
         for k in range(-2, 2):
@@ -185,6 +170,7 @@ class SphereOperators(GeometryModule):
             "keep_e": 1.0 + correct_e / 12.0, "corr_e": correct_e / 24.0,
             "keep_n": 1.0 + correct_n / 12.0, "corr_n": correct_n / 24.0,
             "len_e": len_e, "half_open_e": 0.5 * open_e, "half_len_n": 0.5 * len_open_n,
+            "half_len_e": 0.5 * len_e,
         }
         # Limited advection: is the face upstream of the upwind cell open (flow towards +x/+y
         # through face f has its upwind cell behind face f - 1, towards -x/-y behind f + 1)?
@@ -207,6 +193,7 @@ class SphereOperators(GeometryModule):
         buffers["filter_north"] = torch.as_tensor(response[h - self.n_north :])
         buffers["polar_dx"] = col(np.where(polar, dx, np.inf))  # m, inf outside the polar rows
         buffers["zonal_keep"] = col(np.where(polar, 0.0, 1.0))  # 0 on the polar rows
+        buffers["half_len_e_inner"] = buffers["half_len_e"] * buffers["zonal_keep"]
         # The polar band (``polar_band``) of the buffers, for the polar rows' own zonal
         # advection (``zonal_advective_tendency``).
         for name in ("half_open_e", "len_e", "up_east_pos", "up_east_neg", "mask", "inv_area",
@@ -239,14 +226,9 @@ class SphereOperators(GeometryModule):
         """From a padded field (..., H + 4, W + 4): the four cells i-1..i+2 around every east
         face, (..., H, W) each, and the four cells j-2..j+1 around every north face,
         (..., H + 1, W) each."""
-        east = [_shift_x(xp, k, self.w) for k in (-1, 0, 1, 2)]
-        north = [xp[..., HALO + k : HALO + k + self.h + 1, HALO:-HALO] for k in (-2, -1, 0, 1)]
-        return east, north
-
-    def centre_stencils(self, xp: torch.Tensor) -> tuple[list, list]:
-        """From a padded field: the cells i-2..i+2 and j-2..j+2 of every cell, (..., H, W)."""
-        return ([_shift_x(xp, k, self.w) for k in range(-2, 3)],
-                [_shift_y(xp, k, self.h) for k in range(-2, 3)])
+        cells = windows(xp, [x_window(k, self.w) for k in (-1, 0, 1, 2)]
+                        + [y_window(k, self.h + 1) for k in (-2, -1, 0, 1)])
+        return cells[:4], cells[4:]
 
     # ----------------------------------------------------------------------------- flux form
     def divergence(self, trans_e: torch.Tensor, trans_n: torch.Tensor) -> torch.Tensor:
@@ -294,20 +276,20 @@ class SphereOperators(GeometryModule):
         transports east, north, volume transports east, north): the volume transports are
         those of q = 1.
         """
+        v_face = (north_v[1] + north_v[2]) * self.half_len_n  # times the face length, m^2/s
+        q_n = limited_face_value(v_face, *north, self.up_north_pos, self.up_north_neg)
+        if dt is None or not polar_zonal or not self.n_south:  # nothing for the filter
+            length = self.half_len_e if polar_zonal else self.half_len_e_inner
+            u_face = (east_u[1] + east_u[2]) * length  # times the face length, m^2/s
+            q_e = limited_face_value(u_face, *east, self.up_east_pos, self.up_east_neg)
+            return u_face * q_e, v_face * q_n, u_face, v_face
         u_face = (east_u[1] + east_u[2]) * self.half_open_e
-        if not polar_zonal:
-            u_face = u_face * self.zonal_keep
-            dt = None  # nothing is left for the filter
-        v_face = (north_v[1] + north_v[2]) * self.half_len_n
-        q_e = _limited_face_value(u_face, *east, self.up_east_pos, self.up_east_neg)
-        q_n = _limited_face_value(v_face, *north, self.up_north_pos, self.up_north_neg)
-        trans_e, vol_e = u_face * q_e, u_face
-        if dt is not None and self.n_south:
-            limit = COURANT * self.polar_dx / dt
-            bounded = torch.maximum(torch.minimum(u_face, limit), -limit)
-            excess = u_face - bounded
-            trans_e = bounded * q_e + self.polar_filter(excess * q_e)
-            vol_e = bounded + self.polar_filter(excess)
+        q_e = limited_face_value(u_face, *east, self.up_east_pos, self.up_east_neg)
+        limit = COURANT * self.polar_dx / dt
+        bounded = torch.maximum(torch.minimum(u_face, limit), -limit)
+        excess = u_face - bounded
+        trans_e = bounded * q_e + self.polar_filter(excess * q_e)
+        vol_e = bounded + self.polar_filter(excess)
         return trans_e * self.len_e, v_face * q_n, vol_e * self.len_e, v_face
 
     def advective_tendency(self, q: torch.Tensor, transports: tuple) -> torch.Tensor:
@@ -402,7 +384,7 @@ class SphereOperators(GeometryModule):
         half_open, up_pos, up_neg, length, inv_area, mask, polar_dx, response = geometry
         east = [q.roll(-i, -1) for i in (-1, 0, 1, 2)]
         u_face = (u + u.roll(-1, -1)) * half_open
-        q_e = _limited_face_value(u_face, *east, up_pos, up_neg)
+        q_e = limited_face_value(u_face, *east, up_pos, up_neg)
         trans, vol = u_face * q_e, u_face
         if dt is not None:
             limit = COURANT * polar_dx / dt
@@ -419,19 +401,24 @@ class SphereOperators(GeometryModule):
         return (q * div_vol - div_trans) * inv_area * mask
 
     # ----------------------------------------------------------------------------- centred
-    def centred_gradient(self, zonal: list, merid: list) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked centred gradient (d/dx, d/dy) from centre stencils, [q]/m, zero on land.
+    def zonal_derivative(self, xp: torch.Tensor) -> torch.Tensor:
+        """Masked centred d/dx of a padded field (..., H + 4, W + 4): (..., H, W) [q]/m, zero on
+        land; centred where both neighbours are ocean, one-sided next to land, zero for a cell
+        without ocean neighbours (only the open faces count)."""
+        west, centre, east = windows(xp, [x_window(k, self.w) for k in (-1, 0, 1)])
+        return self.gx_e * (east - centre) + self.gx_w * (centre - west)
 
-        Uses the open faces only: centred where both neighbours are ocean, one-sided next to
-        land, zero for a cell without ocean neighbours.
-        """
-        gx = (self.gx_e * (zonal[3] - zonal[2]) + self.gx_w * (zonal[2] - zonal[1])) / self.dx
-        gy = (self.gy_n * (merid[3] - merid[2]) + self.gy_s * (merid[2] - merid[1])) / self.dy
-        return gx * self.mask, gy * self.mask
+    def meridional_derivative(self, xp: torch.Tensor) -> torch.Tensor:
+        """Masked centred d/dy of a padded field, as ``zonal_derivative`` (across a pole the
+        neighbour on the far side counts)."""
+        south, centre, north = windows(xp, [y_window(k, self.h) for k in (-1, 0, 1)])
+        return self.gy_n * (north - centre) + self.gy_s * (centre - south)
 
     def gradient(self, q: torch.Tensor, sign: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masked centred gradient of q (..., L, H, W); ``sign = -1`` for a vector component."""
-        return self.centred_gradient(*self.centre_stencils(pad(q, sign)))
+        """Masked centred gradient (d/dx, d/dy) of q (..., L, H, W), [q]/m, zero on land;
+        ``sign = -1`` for a vector component."""
+        qp = pad(q, sign)
+        return self.zonal_derivative(qp), self.meridional_derivative(qp)
 
     def viscous_metric(self, vel: torch.Tensor, d_dx: torch.Tensor, nu) -> torch.Tensor:
         """Metric terms of the vector Laplacian nu (grad div - curl curl) on the sphere, m/s^2.
@@ -458,23 +445,3 @@ class SphereOperators(GeometryModule):
         metric = 2.0 * s * (self.inv_acos2.double()[:, 0] + self.tan_over_a.double()[:, 0].abs()
                             / dx)
         return float(stability_limit / (dt * (zonal + merid + metric).max()))
-
-
-def _superbee_slope(behind: torch.Tensor, ahead: torch.Tensor) -> torch.Tensor:
-    """Roe's superbee limited slope phi(r) * ahead, r = behind / ahead: max(min(2 behind,
-    ahead), min(behind, 2 ahead)) where the two differences agree in sign, 0 at an extremum
-    (total variation diminishing, and the least diffusive such limiter: a cosine bell keeps 96%
-    of its peak once round the sphere at 1.5 deg, where Koren's third-order limiter keeps 89%)."""
-    sign = torch.sign(ahead)
-    behind, ahead = behind * sign, ahead.abs()
-    slope = torch.maximum(torch.minimum(2.0 * behind, ahead), torch.minimum(behind, 2.0 * ahead))
-    return sign * slope.clamp(min=0.0)
-
-
-def _limited_face_value(vel, q0, q1, q2, q3, open_pos, open_neg):
-    """Face value between cells q1 | q2 (neighbours q0, q3) for face velocity vel: the upwind
-    cell plus half its limited slope towards the face, which is 0 (first-order upwind) where
-    ``open_pos``/``open_neg`` say the face behind the upwind cell is land."""
-    from_west = q1 + 0.5 * open_pos * _superbee_slope(q1 - q0, q2 - q1)
-    from_east = q2 + 0.5 * open_neg * _superbee_slope(q2 - q3, q1 - q2)
-    return torch.where(vel >= 0.0, from_west, from_east)
