@@ -246,6 +246,8 @@ def test_limited_face_values_and_gradients_equal_the_two_sided_min_max_limiter()
     reference = torch.where(vel >= 0, west, east)
     value = limited_face_value(vel, *q, open_pos, open_neg)
     torch.testing.assert_close(value, reference, rtol=0, atol=1e-14)
+    with torch.no_grad():  # the rollouts' path, without the custom Function
+        assert torch.equal(limited_face_value(vel, *q, open_pos, open_neg), value.detach())
     weights = torch.randn(n, generator=gen, dtype=torch.float64)
     weights[:3] = 0.0  # at the kinks r = 1/2, 1, 2 min/max's backward splits, ours takes a side
     expected = torch.autograd.grad((reference * weights).sum(), q)
