@@ -146,7 +146,7 @@ class SphereOperators(GeometryModule):
         ny = (north + south).clamp(min=1.0)
         buffers |= {"gx_e": east / nx / buffers["dx"], "gx_w": west / nx / buffers["dx"],
                     "gy_n": north / ny / self.dy, "gy_s": south / ny / self.dy}
-        # Four-cell face stencils and five-cell centre stencils where every cell is ocean.
+        # Four-cell face stencils where every cell is ocean.
         prod = torch.ones_like(m)
         for k in range(-1, 3):
             prod = prod * mp[x_window(k, w)]
