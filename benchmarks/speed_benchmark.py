@@ -50,7 +50,7 @@ from neuralogcm.models.registry import build_model
 from neuralogcm.physics.core import SettingsError
 from neuralogcm.rollout import DAYS_PER_YEAR, Rollout
 from neuralogcm.runtime import fix_mmap_threshold, machine_label
-from neuralogcm.train import WindowLoss
+from neuralogcm.train import WindowLoss, adamw
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"U-Net": ("unet", {}), "corrector only": ("neuralogcm", {"physics": False}),
@@ -139,8 +139,7 @@ def worker(conn, name: str, args: argparse.Namespace) -> None:
         model = torch.compile(model)
     amp = args.amp and device.type == "cuda"
     loss_fn = WindowLoss(model, normalizer, amp=amp, channels_last=False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr,
-                                  weight_decay=cfg.train.weight_decay)
+    optimizer = adamw(model, cfg.train.lr, cfg.train.weight_decay)
     rollout = Rollout(model, normalizer, data, device)
 
     def train_step() -> None:

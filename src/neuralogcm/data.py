@@ -40,6 +40,7 @@ from neuralogcm.grid import Grid
 log = logging.getLogger(__name__)
 
 STORES = ("ocean.zarr", "forcing.zarr", "mask.nc", "climatology.zarr", "stats.nc")
+ALL = slice(None)  # every channel of the state
 
 
 def _require(path: Path) -> Path:
@@ -327,19 +328,30 @@ class Normalizer(nn.Module):
         stacked = np.concatenate(parts, 1)
         return cls(mean, std, stacked, mask)
 
-    def _offset(self, doy: torch.Tensor) -> torch.Tensor:
-        """Climatology of each channel on day ``doy`` (B,): (B, C, H, W), 0 for non-periodic."""
-        return self.climatology[doy[:, None], self.slot[None, :]]
+    def _offset(self, doy: torch.Tensor, channels: slice) -> torch.Tensor:
+        """Climatology of the state's ``channels`` on days ``doy`` (B,): (B, C', H, W), 0 for
+        non-periodic channels."""
+        return self.climatology.index_select(0, doy).index_select(1, self.slot[channels])
 
-    def normalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
-        """Physical (B, C, H, W) (NaN allowed on land) on days ``doy`` (B,) -> normalised."""
-        z = (x - self._offset(doy) - self.state_mean) / self.state_std
-        return torch.where(self.state_mask, z, 0.0)
+    def normalize_state(self, x: torch.Tensor, doy: torch.Tensor,
+                        channels: slice = ALL) -> torch.Tensor:
+        """Physical (B, C, H, W) (NaN allowed on land) on days ``doy`` (B,) -> normalised; with
+        ``channels``, x holds only those channels of the state."""
+        z = (x - self._offset(doy, channels) - self.state_mean[channels]) / self.state_std[channels]
+        return torch.where(self.state_mask[channels], z, 0.0)
 
-    def denormalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, C, H, W) on days ``doy`` (B,) -> physical units, land 0."""
-        phys = x * self.state_std + self.state_mean + self._offset(doy)
-        return torch.where(self.state_mask, phys, 0.0)
+    def denormalize_state(self, x: torch.Tensor, doy: torch.Tensor,
+                          channels: slice = ALL) -> torch.Tensor:
+        """Normalised (B, C, H, W) on days ``doy`` (B,) -> physical units, land 0; ``channels``
+        as in ``normalize_state``."""
+        offset = self._offset(doy, channels)
+        phys = x * self.state_std[channels] + self.state_mean[channels] + offset
+        return torch.where(self.state_mask[channels], phys, 0.0)
+
+    def normalize_increment(self, dx: torch.Tensor) -> torch.Tensor:
+        """A physical increment (B, C, H, W) between two states of the same day -> normalised:
+        dx / std (the climatology and the mean cancel)."""
+        return dx / self.state_std
 
     def normalize_forcing(self, f: torch.Tensor) -> torch.Tensor:
         """Physical forcing (B, F, H, W) -> normalised, 0 on land (where the ocean sees none)."""

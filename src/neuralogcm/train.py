@@ -70,6 +70,15 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return error.square().sum() / (mask.sum() * pred.shape[0])
 
 
+def adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the model's parameters, fused (one kernel for all of them) on CPU and CUDA:
+    PyTorch's CPU default is a Python loop over the parameters, 5.6 ms a step for the demo's
+    hybrid against 0.8 ms fused (equal to round-off)."""
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                             fused=fused or None)
+
+
 class WindowLoss(nn.Module):
     """The mean one-day loss over an unrolled window of a batch: what DDP wraps and AdamW
     minimises. Normalisation runs here, on the device; bf16 autocast covers the model only (the
@@ -118,8 +127,7 @@ class Trainer:
         if ranks.world > 1:
             net = DistributedDataParallel(net, broadcast_buffers=False)
         self.net = torch.compile(net) if tc.compile else net
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tc.lr,
-                                           weight_decay=tc.weight_decay)
+        self.optimizer = adamw(self.model, tc.lr, tc.weight_decay)
         self.stages = tc.stages()  # one-day training, then fine-tuning
         self.epochs = sum(stage.epochs for stage in self.stages)
         self.loaders: dict[tuple, DataLoader] = {}

@@ -60,7 +60,7 @@ class NeuralOGCM(ForecastModel):
         """The physics core's day in normalised space: X(t) + F_phys, (B, C, H, W), float32."""
         with torch.autocast(state.device.type, enabled=False):
             phys = self.normalizer.denormalize_state(state.float(), doy)
-            return self.normalizer.normalize_state(phys + self.core(phys), doy)
+            return state.float() + self.normalizer.normalize_increment(self.core(phys))
 
     def forward(self, state, forcing, doy, doy_next, hidden=None):
         next_state = state.float()
@@ -74,18 +74,17 @@ class NeuralOGCM(ForecastModel):
 
     def above_freezing(self, state: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
         """state (B, C, H, W) normalised on days ``doy`` (B,) with T raised to the freezing
-        point of its salinity and depth wherever it lies below (other values untouched)."""
+        point of its salinity and depth wherever it lies below (other ocean values untouched,
+        land is left to ``apply_mask``; the normalisation is increasing, so the floor is
+        compared in normalised units)."""
         n = self.ctx.n_levels
         salt, temp = variable_slice("so", n), variable_slice("thetao", n)
         with torch.autocast(state.device.type, enabled=False):
             state = state.float()
-            phys = self.normalizer.denormalize_state(state, doy)
-            floor = freezing_point(phys[:, salt], self.depths)
-            below = phys[:, temp] < floor
-            phys = torch.cat([phys[:, : temp.start], torch.maximum(phys[:, temp], floor),
-                              phys[:, temp.stop :]], 1)
-            raised = self.normalizer.normalize_state(phys, doy)[:, temp]
-            temperature = torch.where(below, raised, state[:, temp])
+            salinity = self.normalizer.denormalize_state(state[:, salt], doy, salt)
+            floor = self.normalizer.normalize_state(freezing_point(salinity, self.depths), doy,
+                                                    temp)
+            temperature = torch.maximum(state[:, temp], floor)
             return torch.cat([state[:, : temp.start], temperature, state[:, temp.stop :]], 1)
 
     def step_diagnostics(self) -> dict[str, int]:

@@ -34,11 +34,15 @@ log = logging.getLogger(__name__)
 class UnitNormalizer(nn.Module):
     """The ``data.Normalizer`` interface with mean 0 and std 1 everywhere (for counting only)."""
 
-    def normalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+    def normalize_state(self, x: torch.Tensor, doy: torch.Tensor, channels=None) -> torch.Tensor:
         return x
 
-    def denormalize_state(self, x: torch.Tensor, doy: torch.Tensor) -> torch.Tensor:
+    def denormalize_state(self, x: torch.Tensor, doy: torch.Tensor,
+                          channels=None) -> torch.Tensor:
         return x
+
+    def normalize_increment(self, dx: torch.Tensor) -> torch.Tensor:
+        return dx
 
     def normalize_forcing(self, f: torch.Tensor) -> torch.Tensor:
         return f

@@ -431,10 +431,11 @@ class SphereOperators(GeometryModule):
         swap = torch.stack([d_dx[..., 1, :, :, :], -d_dx[..., 0, :, :, :]], -4)
         return -nu * self.scale_x * (vel * self.inv_acos2 + 2.0 * self.tan_over_a * swap)
 
-    def diffusion_bound(self, dt: float, stability_limit: float = 2.5127) -> float:
+    def diffusion_bound(self, dt: float, stability_limit: float = 2.0) -> float:
         """Largest coefficient (m^2/s) for which explicit diffusion/viscosity with time step dt is
         stable, from a Gershgorin bound on the operators above; stability_limit is the extent of
-        the time integrator's stability region on the negative real axis (2.51 for SSP-RK3)."""
+        the time integrator's stability region on the negative real axis (2 for the forward step
+        the core takes, 2.51 for SSP-RK3)."""
         dx = self.dx.double()[:, 0]
         s = self.scale_x.double()[:, 0]
         len_n = self.len_n.double()[:, 0]
