@@ -20,14 +20,16 @@ increment is 0; the neural corrector supplies SSH's change. The barotropic press
 g grad(eta) acts at every level (plus the baroclinic one when ``physics.baroclinic``).
 
 Time integration over the day in n sub-steps of dt = 86400 s / n, each Strang split: half a step
-of the fast rotation, an SSP-RK3 step of advection and diffusion, half a step of rotation. In the
-SSP-RK3 step diffusion and viscosity keep the tendency of the step's first stage, which makes them
-a forward (Euler) step inside it, as NEMO steps lateral diffusion: their stencils cost as much
-as the advection's, and held they are computed once a step, not three times. A wave of
-wavenumber k is damped by 1 - c a step instead of exp(-c), c = kappa k^2 dt: 7.5e-5 of its
-amplitude off for a wave of ten cells at 1.5 deg with nu = 1e4 m^2/s and one sub-step a day;
-grid-scale waves a little more (by 0.70 for 0.74 at c = 0.3); the stability limit is that of
-the forward step (operators.diffusion_bound). The
+of the fast rotation, an SSP-RK3 step of advection, a forward (Euler) step of diffusion and
+viscosity, half a step of rotation. Diffusion steps forward, as NEMO steps lateral diffusion,
+for two reasons: its stencils cost as much as the advection's, so held out of the three stages
+they are computed once a step, not three times; and with the advection first, a training day
+whose input needs no gradient (one-day windows) back-propagates through the diffusion alone,
+because only the coefficients need gradients (a demo-size day, forward and backward: 0.42x the
+SSP-RK3 step of both). A wave of wavenumber k is damped by 1 - c a step instead of exp(-c),
+c = kappa k^2 dt: 7.5e-5 of its amplitude off for a wave of ten cells at 1.5 deg with
+nu = 1e4 m^2/s and one sub-step a day; grid-scale waves a little more (by 0.70 for 0.74 at
+c = 0.3); the stability limit is that of the forward step (operators.diffusion_bound). The
 rotation (Coriolis + metric term + pressure gradient, with the rate f + u tan(phi)/a and P frozen
 over the half step) is integrated exactly,
 ``w <- w exp(-i F tau) + P (1 - exp(-i F tau)) / (i F)`` for w = u + i v, so it is stable at any
@@ -234,50 +236,36 @@ class PhysicsCore(GeometryModule):
         velocity = torch.stack([u_new, v_new], 1) * self.ops.mask
         return torch.cat([y[:, :2], velocity], 1)
 
-    def _slow_tendency(self, y: torch.Tensor, coef: torch.Tensor, polar_zonal: bool = True,
-                       held: tuple | None = None) -> tuple[torch.Tensor, tuple | None]:
-        """Advection and diffusion of y (B, 4, L, H, W) = S, T, u, v: (dy/dt per second, the
-        diffusive part).
+    def _advective_tendency(self, y: torch.Tensor, polar_zonal: bool = True) -> torch.Tensor:
+        """Advection of y (B, 4, L, H, W) = S, T, u, v: dy/dt per second.
 
-        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s; polar_zonal=False leaves out the zonal
-        advection of the polar rows (subcycled by ``_polar_advection``); held: a diffusive part
-        returned before, used instead of y's own (the sub-step's later stages). Every field is
-        advected by the same limited scheme (operators.py), the velocity components as scalars;
-        their metric term u tan(phi)/a is part of the rotation. The diffusive part: transports
-        through the east and north faces of the component Laplacians of all four fields, and the
-        vector metric terms of the velocities' (None without diffusion).
+        polar_zonal=False leaves out the zonal advection of the polar rows (subcycled by
+        ``_polar_advection``). Every field is advected by the same limited scheme
+        (operators.py), the velocity components as scalars; their metric term u tan(phi)/a is
+        part of the rotation.
         """
-        ops, adv = self.ops, self.settings.advection
-        diffuse = held is None and self.settings.diffusion
-        if not (adv or diffuse or held):
-            return torch.zeros_like(y), held
-        yp = pad(y, self.pole_signs)
-        east, north = ops.face_stencils(yp)
-        if diffuse:
-            held = self._diffusion(y, yp, east, north, coef)
-        tendency, flux_e, flux_n = 0.0, 0.0, 0.0  # flux: transports through the faces
-        if adv:
-            flux_e, flux_n, vol_e, vol_n = ops.advective_transports(
-                east, north, [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
-                polar_zonal=polar_zonal)
-            tendency = y * ops.divergence(vol_e, vol_n)  # the advective form (operators.py)
-        if held:
-            trans_e, trans_n, metric = held
-            flux_e, flux_n = flux_e + trans_e, flux_n + trans_n
-            tendency = tendency + torch.cat([torch.zeros_like(metric), metric], 1)
-        tendency = tendency - ops.divergence(flux_e, flux_n)
-        return tendency * ops.mask, held
-
-    def _diffusion(self, y: torch.Tensor, yp: torch.Tensor, east: list, north: list,
-                   coef: torch.Tensor) -> tuple:
-        """The diffusive part of ``_slow_tendency`` for y (B, 4, L, H, W), its halo yp and face
-        stencils (operators.face_stencils) and coef (4, L, 1, 1) m^2/s: (transports east
-        (B, 4, L, H, W) and north (B, 4, L, H + 1, W) in [q] m^2/s, the velocities' metric
-        tendency (B, 2, L, H, W) in m/s^2)."""
         ops = self.ops
-        trans_e, trans_n = ops.diffusive_transports(east, north, coef * ops.scale_x, coef)
+        east, north = ops.face_stencils(pad(y, self.pole_signs))
+        flux_e, flux_n, vol_e, vol_n = ops.advective_transports(
+            east, north, [e[:, 2:3] for e in east], [n[:, 3:4] for n in north],
+            polar_zonal=polar_zonal)
+        tendency = y * ops.divergence(vol_e, vol_n) - ops.divergence(flux_e, flux_n)
+        return tendency * ops.mask  # the advective form (operators.py)
+
+    def _diffusive_tendency(self, y: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """Diffusion and viscosity of y (B, 4, L, H, W) = S, T, u, v: dy/dt per second.
+
+        coef (4, L, 1, 1): kappa, kappa, nu, nu in m^2/s. The component Laplacians of all four
+        fields, plus the vector metric terms of the velocities'.
+        """
+        ops = self.ops
+        yp = pad(y, self.pole_signs)
+        trans_e, trans_n = ops.diffusive_transports(*ops.face_stencils(yp), coef * ops.scale_x,
+                                                    coef)
         metric = ops.viscous_metric(y[:, 2:], ops.zonal_derivative(yp[:, 2:]), coef[2:])
-        return trans_e, trans_n, metric
+        tendency = torch.cat([torch.zeros_like(metric), metric], 1) - ops.divergence(trans_e,
+                                                                                   trans_n)
+        return tendency * ops.mask
 
     def substeps(self, y: torch.Tensor, coef: torch.Tensor) -> int:
         """Sub-steps for one day from y (B, 4, L, H, W) and coef (4, L, 1, 1) m^2/s (see
@@ -321,20 +309,16 @@ class PhysicsCore(GeometryModule):
         return n, tuple(min(m, most) for m in reversed(cycles)), fewest > most
 
     def _strang(self, y, eta, coef, force, dt, polar_zonal: bool = True):
-        """Rotation dt/2, SSP-RK3 advection-diffusion dt (without the polar rows' zonal
-        advection when polar_zonal is False), rotation dt/2; dt (s) a float or a 0-dim tensor."""
+        """Rotation dt/2, SSP-RK3 advection dt (without the polar rows' zonal advection when
+        polar_zonal is False), a forward step of diffusion dt, rotation dt/2; dt (s) a float or
+        a 0-dim tensor."""
         if self.settings.baroclinic:
             force = self.pressure_force(eta, y[:, :2])
         y = self._rotate(y, force, 0.5 * dt)
-        if self.settings.advection or self.settings.diffusion:
-            held = None  # diffusion: the tendency of the stage-one state, at every stage
-
-            def tendency(z):
-                nonlocal held
-                dz, held = self._slow_tendency(z, coef, polar_zonal, held)
-                return (dz,)
-
-            (y,) = ssp_rk3(tendency, (y,), dt)
+        if self.settings.advection:
+            (y,) = ssp_rk3(lambda z: (self._advective_tendency(z, polar_zonal),), (y,), dt)
+        if self.settings.diffusion:
+            y = y + dt * self._diffusive_tendency(y, coef)
         return self._rotate(y, force, 0.5 * dt)
 
     def _polar_cycle(self, band: torch.Tensor, dt, geometry: tuple, capped: bool,
@@ -385,9 +369,9 @@ class PhysicsCore(GeometryModule):
 
     def _substep(self, y, eta, coef, force, dt: float, cycles: tuple[int, ...] = (),
                  capped: bool = False):
-        """One sub-step of dt seconds: rotation dt/2, SSP-RK3 advection-diffusion dt, rotation
-        dt/2; with polar cycles (``plan``) the polar rows' zonal advection over dt/2 before and
-        after, in their cycles."""
+        """One sub-step of dt seconds: rotation dt/2, SSP-RK3 advection and forward diffusion
+        dt, rotation dt/2; with polar cycles (``plan``) the polar rows' zonal advection over
+        dt/2 before and after, in their cycles."""
         if cycles:
             y = self._polar_advection(y, 0.5 * dt, cycles, capped)
         if self.settings.compile:  # a tensor, so that a new n does not compile again
@@ -420,7 +404,11 @@ class PhysicsCore(GeometryModule):
     def tendency(self, state: torch.Tensor) -> torch.Tensor:
         """Instantaneous tendency of every enabled term, (B, C, H, W) per second, land and SSH 0."""
         y, eta = self._split(state.to(self.raw.dtype))
-        dy = self._slow_tendency(y, self._coefficients4())[0]
+        dy = torch.zeros_like(y)
+        if self.settings.advection:
+            dy = dy + self._advective_tendency(y)
+        if self.settings.diffusion:
+            dy = dy + self._diffusive_tendency(y, self._coefficients4())
         u, v = y[:, 2], y[:, 3]
         rate = self._rotation_rate(u)
         du, dv = rate * v * self.ops.mask, -rate * u * self.ops.mask
