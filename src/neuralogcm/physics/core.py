@@ -51,7 +51,7 @@ sub-step allowed: ``physics.substeps``, else ``physics.max_substeps``), and c = 
 initial value. With ``learnable=False`` they are buffers (frozen).
 With ``physics.checkpoint`` the sub-steps of a day of more than one are recomputed in backward
 (torch.utils.checkpoint), so training memory is one sub-step's graph, not a day's.
-With ``physics.compile`` the sub-step (rotation and SSP-RK3 step) and the polar subcycle are
+With ``physics.compile`` the sub-step (rotation, advection, diffusion) and the polar subcycle are
 torch.compile'd once per core (forward and backward; a new batch shape or dtype compiles
 again); eager is the fallback and the reference (they agree to round-off).
 
