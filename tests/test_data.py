@@ -106,6 +106,29 @@ def test_normalizer_against_an_independent_computation(data, normalizer, tiny_da
     assert (back[np.isnan(phys)] == 0).all()
 
 
+def test_channel_slices_and_increments_normalise_like_the_whole_state(data, normalizer):
+    """normalize_state / denormalize_state on a slice of channels (the temperature levels, SSH)
+    equal the whole state's call sliced; normalize_increment of a same-day physical increment is
+    the difference of the normalised states (on the ocean, to float32 round-off)."""
+    days = [31, 789]
+    phys = torch.from_numpy(np.stack([data.state(i) for i in days]))
+    doy = torch.tensor([data.day_index(i) for i in days])
+    whole = normalizer.normalize_state(phys, doy)
+    for channels in (slice(6, 8), slice(8, 9), slice(0, 2)):
+        torch.testing.assert_close(normalizer.normalize_state(phys[:, channels], doy, channels),
+                                   whole[:, channels], rtol=0, atol=0)
+        torch.testing.assert_close(normalizer.denormalize_state(whole[:, channels], doy, channels),
+                                   normalizer.denormalize_state(whole, doy)[:, channels],
+                                   rtol=0, atol=0)
+    step = torch.linspace(-1.0, 1.0, phys.shape[1])[None, :, None, None]  # per-channel change
+    moved = normalizer.normalize_state(phys + step, doy)
+    expected = torch.where(normalizer.state_mask, moved - whole, 0.0)
+    got = torch.where(normalizer.state_mask, normalizer.normalize_increment(step.expand_as(phys)),
+                      0.0)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+    assert got.abs().amax() > 1.0  # the increments are not trivially small
+
+
 def test_normalised_train_year_has_zero_mean_unit_std(data, normalizer):
     """stats.nc was computed over 2017-2018: normalised days of those years have mean 0 and std 1
     per channel."""

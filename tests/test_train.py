@@ -19,7 +19,7 @@ from neuralogcm.config import ConfigError, load
 from neuralogcm.data import Normalizer, OceanData, WindowDataset
 from neuralogcm.models.base import ForecastModel, ModelContext
 from neuralogcm.runtime import TrainingInterrupted
-from neuralogcm.train import TrainingDiverged, WindowLoss, masked_mse, train
+from neuralogcm.train import TrainingDiverged, WindowLoss, adamw, masked_mse, train
 
 torch.set_num_threads(1)
 COEFFICIENTS = ["kappa_00", "kappa_01", "viscosity_00", "viscosity_01"]
@@ -59,6 +59,28 @@ def reference(tiny_data_dir, tmp_path_factory):
 
 def _state(path):
     return read(path)["state_dict"]
+
+
+def test_adamw_is_fused_and_steps_like_plain_adamw():
+    """train.adamw on the CPU is the fused AdamW (one kernel, not a Python loop over the
+    parameters) and takes the same steps as PyTorch's default AdamW, to float32 round-off."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.GELU(),
+                                torch.nn.Conv2d(8, 2, 3)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    initial = [p.detach().clone() for p in nets[0].parameters()]
+    fused = adamw(nets[0], 1e-2, 1e-5)
+    plain = torch.optim.AdamW(nets[1].parameters(), lr=1e-2, weight_decay=1e-5)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    x = torch.randn(4, 3, 12, 12)
+    for _ in range(10):
+        for net, optimizer in zip(nets, (fused, plain), strict=True):
+            optimizer.zero_grad()
+            net(x).square().mean().backward()
+            optimizer.step()
+    for a, b, a0 in zip(nets[0].parameters(), nets[1].parameters(), initial, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert (a - a0).abs().amax() > 1e-3  # ten steps of lr 1e-2 moved every parameter
 
 
 def test_history_and_best_checkpoint(reference, tiny_data_dir):
